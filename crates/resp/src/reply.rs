@@ -1,0 +1,298 @@
+//! Reply encoder: semantic reply methods whose bytes depend on the
+//! connection's protocol version (RESP2 or RESP3), appended to one output
+//! buffer that the connection writes once per pipeline batch.
+
+use std::io::Write;
+
+/// The protocol a connection speaks, chosen with `HELLO`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+/// A reply whose element count is written after its elements.
+#[derive(Debug)]
+#[must_use = "a deferred header must be completed with Reply::set_deferred"]
+pub struct Deferred {
+    at: usize,
+    kind: u8,
+}
+
+/// Appends replies to an output buffer.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub buf: Vec<u8>,
+    pub proto: Protocol,
+}
+
+impl Reply {
+    pub fn new(proto: Protocol) -> Self {
+        Reply {
+            buf: Vec::with_capacity(16 * 1024),
+            proto,
+        }
+    }
+
+    pub fn is_resp3(&self) -> bool {
+        self.proto == Protocol::Resp3
+    }
+
+    fn header(&mut self, kind: u8, n: i64) {
+        self.buf.push(kind);
+        let mut b = itoa::Buffer::new();
+        self.buf.extend_from_slice(b.format(n).as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// `+OK`-style status reply. `s` must not contain CR or LF.
+    pub fn simple(&mut self, s: &str) {
+        self.buf.push(b'+');
+        self.buf.extend_from_slice(s.as_bytes());
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn ok(&mut self) {
+        self.buf.extend_from_slice(b"+OK\r\n");
+    }
+
+    /// Error reply; `s` is the whole text including its code (`ERR ...`).
+    /// Newlines are replaced by spaces, as Redis does, so a client-supplied
+    /// string cannot break the framing.
+    pub fn error(&mut self, s: &str) {
+        self.buf.push(b'-');
+        self.buf
+            .extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    pub fn int(&mut self, n: i64) {
+        self.header(b':', n);
+    }
+
+    pub fn bulk(&mut self, data: &[u8]) {
+        self.header(b'$', data.len() as i64);
+        self.buf.extend_from_slice(data);
+        self.buf.extend_from_slice(b"\r\n");
+    }
+
+    /// A bulk string holding the decimal form of `n`.
+    pub fn bulk_int(&mut self, n: i64) {
+        let mut b = itoa::Buffer::new();
+        self.bulk(b.format(n).as_bytes());
+    }
+
+    /// Null bulk string: `$-1` in RESP2, `_` in RESP3.
+    pub fn null(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.extend_from_slice(b"$-1\r\n"),
+            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    /// Null array: `*-1` in RESP2, `_` in RESP3.
+    pub fn null_array(&mut self) {
+        match self.proto {
+            Protocol::Resp2 => self.buf.extend_from_slice(b"*-1\r\n"),
+            Protocol::Resp3 => self.buf.extend_from_slice(b"_\r\n"),
+        }
+    }
+
+    pub fn array(&mut self, n: usize) {
+        self.header(b'*', n as i64);
+    }
+
+    /// Map of `n` pairs; a flat array of 2n elements in RESP2.
+    pub fn map(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', 2 * n as i64),
+            Protocol::Resp3 => self.header(b'%', n as i64),
+        }
+    }
+
+    pub fn set(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', n as i64),
+            Protocol::Resp3 => self.header(b'~', n as i64),
+        }
+    }
+
+    pub fn push(&mut self, n: usize) {
+        match self.proto {
+            Protocol::Resp2 => self.header(b'*', n as i64),
+            Protocol::Resp3 => self.header(b'>', n as i64),
+        }
+    }
+
+    pub fn bool(&mut self, v: bool) {
+        match self.proto {
+            Protocol::Resp2 => self.int(v as i64),
+            Protocol::Resp3 => self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" }),
+        }
+    }
+
+    /// A double as Redis formats it (`%.17g`, `inf`, `-inf`): a bulk
+    /// string in RESP2, a `,` double in RESP3.
+    pub fn double(&mut self, d: f64) {
+        let text = format_double(d);
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text.as_bytes()),
+            Protocol::Resp3 => {
+                self.buf.push(b',');
+                self.buf.extend_from_slice(text.as_bytes());
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Verbatim text (`=len\r\ntxt:...` in RESP3, a bulk string in RESP2).
+    pub fn verbatim(&mut self, text: &[u8]) {
+        match self.proto {
+            Protocol::Resp2 => self.bulk(text),
+            Protocol::Resp3 => {
+                self.header(b'=', text.len() as i64 + 4);
+                self.buf.extend_from_slice(b"txt:");
+                self.buf.extend_from_slice(text);
+                self.buf.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+
+    /// Starts an array, map or set whose length is not known yet.
+    pub fn deferred(&mut self, kind: DeferredKind) -> Deferred {
+        Deferred {
+            at: self.buf.len(),
+            kind: match kind {
+                DeferredKind::Array => b'*',
+                DeferredKind::Map => b'%',
+                DeferredKind::Set => b'~',
+            },
+        }
+    }
+
+    /// Completes a deferred header with the number of elements (pairs for
+    /// a map) written since it was started.
+    pub fn set_deferred(&mut self, d: Deferred, n: usize) {
+        let (kind, count) = match (self.proto, d.kind) {
+            (Protocol::Resp2, b'%') => (b'*', 2 * n),
+            (Protocol::Resp2, _) => (b'*', n),
+            (Protocol::Resp3, k) => (k, n),
+        };
+        let mut head = Vec::with_capacity(24);
+        head.push(kind);
+        let _ = write!(head, "{count}\r\n");
+        self.buf.splice(d.at..d.at, head);
+    }
+
+    /// Raw, already encoded bytes.
+    pub fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+}
+
+/// The aggregate kind of a [`Deferred`] reply.
+#[derive(Clone, Copy, Debug)]
+pub enum DeferredKind {
+    Array,
+    Map,
+    Set,
+}
+
+/// Formats a double as C's `printf("%.17g")` does, with `inf`/`-inf`/`nan`
+/// spelled as Redis spells them.
+pub fn format_double(d: f64) -> String {
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+    }
+    // 17 significant digits in scientific form, then laid out as %g would.
+    let sci = format!("{:.16e}", d);
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let m = trim_fraction(mantissa);
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{m}e{sign}{:02}", exp.abs());
+    }
+    let neg = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
+    let mut out = String::with_capacity(24);
+    if neg {
+        out.push('-');
+    }
+    if exp >= 0 {
+        let int_len = exp as usize + 1;
+        out.push_str(&digits[..int_len]);
+        out.push('.');
+        out.push_str(&digits[int_len..]);
+    } else {
+        out.push_str("0.");
+        for _ in 0..(-exp - 1) {
+            out.push('0');
+        }
+        out.push_str(&digits);
+    }
+    trim_fraction(&out).to_string()
+}
+
+fn trim_fraction(s: &str) -> &str {
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_match_printf_g17() {
+        let cases = [
+            (1.5, "1.5"),
+            (0.1, "0.10000000000000001"),
+            (3.0, "3"),
+            (1e17, "1e+17"),
+            (1.2345e-5, "1.2345e-05"),
+            (0.0001, "0.0001"),
+            (-2.5, "-2.5"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (12345678901234567.0, "12345678901234568"),
+            (f64::INFINITY, "inf"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_double(d), want, "{d}");
+        }
+    }
+
+    #[test]
+    fn protocol_dependent_shapes() {
+        let mut r2 = Reply::new(Protocol::Resp2);
+        let mut r3 = Reply::new(Protocol::Resp3);
+        for r in [&mut r2, &mut r3] {
+            r.map(1);
+            r.null();
+            r.bool(true);
+            r.double(2.0);
+        }
+        assert_eq!(r2.buf, b"*2\r\n$-1\r\n:1\r\n$1\r\n2\r\n");
+        assert_eq!(r3.buf, b"%1\r\n_\r\n#t\r\n,2\r\n");
+    }
+
+    #[test]
+    fn deferred_headers() {
+        let mut r = Reply::new(Protocol::Resp2);
+        let d = r.deferred(DeferredKind::Map);
+        r.int(1);
+        r.int(2);
+        r.set_deferred(d, 1);
+        assert_eq!(r.buf, b"*2\r\n:1\r\n:2\r\n");
+    }
+}
