@@ -9,5 +9,5 @@
 mod parser;
 mod reply;
 
-pub use parser::{Limits, ProtocolError, RequestParser};
+pub use parser::{split_args, Limits, ProtocolError, RequestParser};
 pub use reply::{format_double, Deferred, DeferredKind, Protocol, Reply};

@@ -210,7 +210,7 @@ impl RequestParser {
 
     /// Appends the arguments of the request last completed by `parse` to
     /// `out`; `buf` is the buffer that was handed to `parse`.
-    pub fn args<'a>(&'a self, buf: &'a [u8], out: &mut Vec<&'a [u8]>) {
+    pub fn args<'a>(&'a self, buf: &'a [u8], out: &mut impl Extend<&'a [u8]>) {
         match self.kind {
             Kind::None => {}
             Kind::Multibulk => out.extend(self.spans.iter().map(|&(s, e)| &buf[s..e])),
@@ -270,7 +270,7 @@ fn hex_val(c: u8) -> u8 {
 /// whitespace-separated words, `"..."` with C-like escapes (`\xHH`, `\n`,
 /// ...), `'...'` with only `\'`. A closing quote must be followed by
 /// whitespace or the end of the line. Returns false on unbalanced quotes.
-pub(crate) fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
+pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
     let mut i = 0;
     let n = line.len();
     loop {

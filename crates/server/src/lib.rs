@@ -1,0 +1,79 @@
+//! ferrokv: a Redis-compatible in-memory data server.
+//!
+//! The crate is laid out by responsibility:
+//! - [`config`]: the directive table, config file and CONFIG.
+//! - [`net`]: listeners, connection tasks, shutdown.
+//! - [`client`]: per-connection state and the registry CLIENT reads.
+//! - [`command`]: the command table, dispatch, one module per family.
+//! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
+//! - [`glob`]: Redis's pattern matching.
+//!
+//! [`Server`] is the shared state every connection task holds; nothing is
+//! global except the process-wide hash seed.
+
+pub mod client;
+pub mod command;
+pub mod config;
+pub mod glob;
+pub mod logging;
+pub mod net;
+pub mod slowlog;
+pub mod stats;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+pub use ferrokv_resp::split_args as split_words;
+
+/// The version reported as `redis_version`: the Redis release whose
+/// behaviour ferrokv reproduces, so that clients pick the right features.
+pub const REDIS_VERSION: &str = "7.0.15";
+
+/// State shared by every connection and background task.
+pub struct Server {
+    pub config: config::Config,
+    pub keyspace: store::Keyspace,
+    pub commands: command::CommandTable,
+    pub stats: stats::Stats,
+    pub clients: client::Registry,
+    pub slowlog: slowlog::SlowLog,
+    pub started: Instant,
+    /// Told to every task when the server stops.
+    pub shutdown: tokio::sync::watch::Sender<bool>,
+    /// Ports actually bound (port 0 picks a free one).
+    pub bound: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
+    /// Worker threads of the runtime, for INFO.
+    pub threads: usize,
+}
+
+impl Server {
+    pub fn new(config: config::Config, threads: usize) -> Arc<Server> {
+        let databases = config.get_i64("databases") as usize;
+        let (shutdown, _) = tokio::sync::watch::channel(false);
+        Arc::new(Server {
+            config,
+            keyspace: store::Keyspace::new(databases),
+            commands: command::CommandTable::new(),
+            stats: stats::Stats::default(),
+            clients: client::Registry::default(),
+            slowlog: slowlog::SlowLog::default(),
+            started: Instant::now(),
+            shutdown,
+            bound: parking_lot::Mutex::new(Vec::new()),
+            threads,
+        })
+    }
+
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,155 @@
+//! Client state: what a connection task owns ([`Client`]) and what other
+//! clients may read or signal through the registry ([`ClientShared`]:
+//! CLIENT LIST, CLIENT KILL, CLIENT PAUSE).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// The part of a client visible to others.
+pub struct ClientShared {
+    pub id: u64,
+    pub addr: SocketAddr,
+    pub laddr: SocketAddr,
+    pub created: Instant,
+    name: Mutex<Vec<u8>>,
+    pub db: AtomicUsize,
+    pub last_interaction_ms: AtomicI64,
+    /// Statistics id of the last command, or usize::MAX before the first.
+    pub last_cmd: AtomicUsize,
+    pub resp: AtomicU8,
+    pub no_evict: AtomicBool,
+    pub killed: AtomicBool,
+    /// Wakes the connection task so it notices `killed`.
+    pub kill: Notify,
+}
+
+impl ClientShared {
+    pub fn name(&self) -> Vec<u8> {
+        self.name.lock().clone()
+    }
+
+    pub fn set_name(&self, name: &[u8]) {
+        *self.name.lock() = name.to_vec();
+    }
+
+    pub fn kill(&self) {
+        self.killed.store(true, Relaxed);
+        self.kill.notify_one();
+    }
+}
+
+/// The part of a client owned by its connection task.
+pub struct Client {
+    pub shared: Arc<ClientShared>,
+    pub db: usize,
+    pub authenticated: bool,
+    /// CLIENT REPLY OFF.
+    pub reply_off: bool,
+    /// CLIENT REPLY SKIP: suppress the next command's reply.
+    pub skip_next: bool,
+}
+
+impl Client {
+    pub fn select(&mut self, db: usize) {
+        self.db = db;
+        self.shared.db.store(db, Relaxed);
+    }
+}
+
+/// Which commands CLIENT PAUSE holds back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PauseMode {
+    All,
+    Write,
+}
+
+/// All connected clients, and the CLIENT PAUSE state.
+#[derive(Default)]
+pub struct Registry {
+    clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
+    next_id: AtomicU64,
+    pause: Mutex<Option<(PauseMode, i64)>>,
+    pub unpaused: Notify,
+}
+
+impl Registry {
+    pub fn register(&self, addr: SocketAddr, laddr: SocketAddr, requirepass: bool) -> Client {
+        let id = self.next_id.fetch_add(1, Relaxed) + 1;
+        let shared = Arc::new(ClientShared {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            name: Mutex::new(Vec::new()),
+            db: AtomicUsize::new(0),
+            last_interaction_ms: AtomicI64::new(crate::now_ms()),
+            last_cmd: AtomicUsize::new(usize::MAX),
+            resp: AtomicU8::new(2),
+            no_evict: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            kill: Notify::new(),
+        });
+        self.clients.lock().insert(id, shared.clone());
+        Client {
+            shared,
+            db: 0,
+            authenticated: !requirepass,
+            reply_off: false,
+            skip_next: false,
+        }
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the connected clients, in id order.
+    pub fn all(&self) -> Vec<Arc<ClientShared>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn pause(&self, mode: PauseMode, until_ms: i64) {
+        let mut p = self.pause.lock();
+        // A new pause never shortens or weakens a running one (as Redis).
+        let mode = match *p {
+            Some((PauseMode::All, end)) if end > crate::now_ms() => PauseMode::All,
+            _ => mode,
+        };
+        let until = p.map(|(_, end)| end.max(until_ms)).unwrap_or(until_ms);
+        *p = Some((mode, until));
+    }
+
+    pub fn unpause(&self) {
+        *self.pause.lock() = None;
+        self.unpaused.notify_waiters();
+    }
+
+    /// When a command with `write` semantics (or any, for pause ALL) must
+    /// wait: the pause's end in ms, or None.
+    pub fn paused_until(&self, write: bool) -> Option<i64> {
+        let mut p = self.pause.lock();
+        match *p {
+            Some((_, end)) if end <= crate::now_ms() => {
+                *p = None;
+                None
+            }
+            Some((PauseMode::All, end)) => Some(end),
+            Some((PauseMode::Write, end)) if write => Some(end),
+            _ => None,
+        }
+    }
+}

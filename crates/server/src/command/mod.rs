@@ -1,0 +1,496 @@
+//! The command table and the dispatch pipeline.
+//!
+//! Every command is one declarative [`Command`] entry (name, arity, flags,
+//! key positions, ACL categories, handler) in its family module. The same
+//! table drives lookup, arity errors, authentication gating, COMMAND's
+//! introspection replies, which shards a command locks, per-command
+//! statistics and the slow log; no property of a command is written down
+//! anywhere else.
+//!
+//! Handlers parse their arguments, call store operations and write their
+//! reply; errors they return are rendered once, in [`CmdError::text`].
+
+pub mod args;
+mod connection;
+mod keys;
+mod server;
+mod strings;
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use ferrokv_resp::Reply;
+
+use crate::client::Client;
+use crate::Server;
+
+/// Command flags, as Redis names them in COMMAND INFO (in Redis's order).
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 4;
+    pub const PUBSUB: u32 = 1 << 5;
+    pub const NOSCRIPT: u32 = 1 << 6;
+    pub const BLOCKING: u32 = 1 << 7;
+    pub const LOADING: u32 = 1 << 8;
+    pub const STALE: u32 = 1 << 9;
+    pub const SKIP_MONITOR: u32 = 1 << 10;
+    pub const SKIP_SLOWLOG: u32 = 1 << 11;
+    pub const FAST: u32 = 1 << 13;
+    pub const NO_AUTH: u32 = 1 << 14;
+    pub const MAY_REPLICATE: u32 = 1 << 15;
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
+    pub const NO_MULTI: u32 = 1 << 22;
+    pub const ALLOW_BUSY: u32 = 1 << 25;
+
+    /// Names in the order Redis lists them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// ACL categories, in Redis's order. Categories implied by flags (read,
+/// write, admin, dangerous, fast, slow, blocking, pubsub) are derived in
+/// [`Command::acl_categories`], as Redis derives them.
+pub mod acl {
+    pub const KEYSPACE: u32 = 1 << 0;
+    pub const READ: u32 = 1 << 1;
+    pub const WRITE: u32 = 1 << 2;
+    pub const SET: u32 = 1 << 3;
+    pub const SORTEDSET: u32 = 1 << 4;
+    pub const LIST: u32 = 1 << 5;
+    pub const HASH: u32 = 1 << 6;
+    pub const STRING: u32 = 1 << 7;
+    pub const BITMAP: u32 = 1 << 8;
+    pub const HYPERLOGLOG: u32 = 1 << 9;
+    pub const GEO: u32 = 1 << 10;
+    pub const STREAM: u32 = 1 << 11;
+    pub const PUBSUB: u32 = 1 << 12;
+    pub const ADMIN: u32 = 1 << 13;
+    pub const FAST: u32 = 1 << 14;
+    pub const SLOW: u32 = 1 << 15;
+    pub const BLOCKING: u32 = 1 << 16;
+    pub const DANGEROUS: u32 = 1 << 17;
+    pub const CONNECTION: u32 = 1 << 18;
+    pub const TRANSACTION: u32 = 1 << 19;
+    pub const SCRIPTING: u32 = 1 << 20;
+
+    pub const NAMES: &[&str] = &[
+        "keyspace",
+        "read",
+        "write",
+        "set",
+        "sortedset",
+        "list",
+        "hash",
+        "string",
+        "bitmap",
+        "hyperloglog",
+        "geo",
+        "stream",
+        "pubsub",
+        "admin",
+        "fast",
+        "slow",
+        "blocking",
+        "dangerous",
+        "connection",
+        "transaction",
+        "scripting",
+    ];
+}
+
+/// Where a command's keys are: Redis's (first, last, step) triple, with
+/// `last` negative counting from the end.
+#[derive(Clone, Copy, Debug)]
+pub struct Keys {
+    pub first: i32,
+    pub last: i32,
+    pub step: i32,
+}
+
+pub const NO_KEYS: Keys = Keys {
+    first: 0,
+    last: 0,
+    step: 0,
+};
+
+/// A command handler: parses `argv` (argv[0] is the command name), does
+/// the work and writes the reply.
+pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<(), CmdError>;
+
+/// One entry of the command table.
+pub struct Command {
+    /// Lower case, as COMMAND reports it.
+    pub name: &'static str,
+    /// Redis's convention: N exactly, -N at least N (the name included).
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: Keys,
+    /// Explicit ACL categories (the family's), flags add the implied ones.
+    pub acl: u32,
+    pub handler: Handler,
+    pub subcommands: &'static [Command],
+    pub group: &'static str,
+    pub summary: &'static str,
+    pub since: &'static str,
+}
+
+impl Command {
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// All ACL categories, with those implied by the flags added the way
+    /// Redis's `setImplicitACLCategories` adds them.
+    pub fn acl_categories(&self) -> u32 {
+        let mut c = self.acl;
+        if self.has(flags::WRITE) {
+            c |= acl::WRITE;
+        }
+        if self.has(flags::READONLY) && c & acl::SCRIPTING == 0 {
+            c |= acl::READ;
+        }
+        if self.has(flags::ADMIN) {
+            c |= acl::ADMIN | acl::DANGEROUS;
+        }
+        if self.has(flags::PUBSUB) {
+            c |= acl::PUBSUB;
+        }
+        if self.has(flags::FAST) {
+            c |= acl::FAST;
+        }
+        if self.has(flags::BLOCKING) {
+            c |= acl::BLOCKING;
+        }
+        if c & acl::FAST == 0 {
+            c |= acl::SLOW;
+        }
+        c
+    }
+
+    /// Positions of the keys in `argv`, per the (first, last, step) spec.
+    pub fn key_positions(&self, argc: usize) -> impl Iterator<Item = usize> {
+        let k = self.keys;
+        let (first, step) = (k.first.max(0) as usize, k.step.max(1) as usize);
+        let last = if k.first <= 0 {
+            0
+        } else if k.last < 0 {
+            (argc as i64 + k.last as i64).max(0) as usize
+        } else {
+            (k.last as usize).min(argc.saturating_sub(1))
+        };
+        let run = k.first > 0 && argc > first;
+        (first..=last).step_by(step).filter(move |_| run)
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+}
+
+/// Families in the order COMMAND lists them.
+const FAMILIES: &[&[Command]] = &[
+    strings::COMMANDS,
+    keys::COMMANDS,
+    connection::COMMANDS,
+    server::COMMANDS,
+];
+
+/// Counters kept per command and subcommand for INFO commandstats.
+#[derive(Default)]
+pub struct CmdStats {
+    pub calls: std::sync::atomic::AtomicU64,
+    pub usec: std::sync::atomic::AtomicU64,
+    pub rejected: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+/// A command or subcommand resolved from a request.
+pub struct Resolved {
+    pub cmd: &'static Command,
+    pub parent: Option<&'static Command>,
+    /// Index into the table's statistics.
+    pub id: usize,
+}
+
+impl Resolved {
+    /// `get`, or `config|get` for a subcommand.
+    pub fn full_name(&self) -> Cow<'static, str> {
+        match self.parent {
+            Some(p) => Cow::Owned(format!("{}|{}", p.name, self.cmd.name)),
+            None => Cow::Borrowed(self.cmd.name),
+        }
+    }
+}
+
+/// The table built once at start: lookup by name, statistics per entry.
+pub struct CommandTable {
+    by_name: ahash::HashMap<&'static [u8], usize>,
+    /// Every command and subcommand with its parent.
+    entries: Vec<(&'static Command, Option<&'static Command>)>,
+    pub stats: Vec<CmdStats>,
+}
+
+impl CommandTable {
+    pub fn new() -> CommandTable {
+        let mut entries = Vec::new();
+        let mut by_name = ahash::HashMap::default();
+        for family in FAMILIES {
+            for cmd in family.iter() {
+                by_name.insert(cmd.name.as_bytes(), entries.len());
+                entries.push((cmd, None));
+                for sub in cmd.subcommands {
+                    entries.push((sub, Some(cmd)));
+                }
+            }
+        }
+        let stats = entries.iter().map(|_| CmdStats::default()).collect();
+        CommandTable {
+            by_name,
+            entries,
+            stats,
+        }
+    }
+
+    /// Top-level commands in table order.
+    pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
+        self.entries.iter().filter(|(_, p)| p.is_none()).map(|(c, _)| *c)
+    }
+
+    pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
+        let id = self.lookup_id(name)?;
+        Some(self.entries[id].0)
+    }
+
+    fn lookup_id(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; 32];
+        if name.len() > buf.len() {
+            return None;
+        }
+        let lower = &mut buf[..name.len()];
+        lower.copy_from_slice(name);
+        lower.make_ascii_lowercase();
+        self.by_name.get(&*lower).copied()
+    }
+
+    /// Every entry with its statistics, for INFO commandstats.
+    pub fn with_stats(&self) -> impl Iterator<Item = (String, &CmdStats)> + '_ {
+        self.entries.iter().zip(&self.stats).map(|((c, p), s)| {
+            let name = match p {
+                Some(p) => format!("{}|{}", p.name, c.name),
+                None => c.name.to_string(),
+            };
+            (name, s)
+        })
+    }
+
+    /// Finds the command (and subcommand) named by `argv` and checks its
+    /// arity; the error is the reply Redis gives.
+    pub fn resolve(&self, argv: &[&[u8]]) -> Result<Resolved, CmdError> {
+        let Some(id) = self.lookup_id(argv[0]) else {
+            return Err(CmdError::UnknownCommand(unknown_command_text(argv)));
+        };
+        let cmd = self.entries[id].0;
+        if !cmd.subcommands.is_empty() && argv.len() >= 2 {
+            let pos = cmd
+                .subcommands
+                .iter()
+                .position(|s| argv[1].eq_ignore_ascii_case(s.name.as_bytes()));
+            let Some(pos) = pos else {
+                return Err(CmdError::Owned(format!(
+                    "ERR unknown subcommand '{}'. Try {} HELP.",
+                    truncate_lossy(argv[1], 128),
+                    cmd.name.to_uppercase()
+                )));
+            };
+            let sub = &cmd.subcommands[pos];
+            let r = Resolved {
+                cmd: sub,
+                parent: Some(cmd),
+                id: id + 1 + pos,
+            };
+            if !sub.arity_ok(argv.len()) {
+                return Err(CmdError::WrongArity(r.full_name().into_owned()));
+            }
+            return Ok(r);
+        }
+        if !cmd.arity_ok(argv.len()) {
+            return Err(CmdError::WrongArity(cmd.name.to_string()));
+        }
+        Ok(Resolved {
+            cmd,
+            parent: None,
+            id,
+        })
+    }
+}
+
+impl Default for CommandTable {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn truncate_lossy(b: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(&b[..b.len().min(max)]).into_owned()
+}
+
+/// Redis: "unknown command 'x', with args beginning with: 'a' 'b' ", the
+/// argument list cut off once it reaches 128 characters.
+fn unknown_command_text(argv: &[&[u8]]) -> String {
+    let mut args = String::new();
+    for a in &argv[1..] {
+        if args.len() >= 128 {
+            break;
+        }
+        let room = 128 - args.len();
+        args.push('\'');
+        args.push_str(&truncate_lossy(a, room));
+        args.push_str("' ");
+    }
+    format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        truncate_lossy(argv[0], 128),
+        args
+    )
+}
+
+/// An error reply. Texts are Redis 7.0's, rendered in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdError {
+    Syntax,
+    WrongType,
+    NotInteger,
+    NotFloat,
+    Overflow,
+    NoSuchKey,
+    WrongArity(String),
+    UnknownCommand(String),
+    NoAuth,
+    /// A complete error text, including its code.
+    Static(&'static str),
+    Owned(String),
+}
+
+impl CmdError {
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            CmdError::Syntax => "ERR syntax error".into(),
+            CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+            CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
+            CmdError::NotFloat => "ERR value is not a valid float".into(),
+            CmdError::Overflow => "ERR increment or decrement would overflow".into(),
+            CmdError::NoSuchKey => "ERR no such key".into(),
+            CmdError::WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
+            CmdError::UnknownCommand(text) => text.as_str().into(),
+            CmdError::NoAuth => "NOAUTH Authentication required.".into(),
+            CmdError::Static(s) => (*s).into(),
+            CmdError::Owned(s) => s.as_str().into(),
+        }
+    }
+}
+
+/// What the connection must do after a command, beyond sending its reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// Send the pending replies, then close (QUIT, CLIENT KILL of oneself).
+    Close,
+    /// Pause this client before it goes on (DEBUG SLEEP).
+    Sleep(Duration),
+    /// Stop the server (SHUTDOWN).
+    Shutdown,
+}
+
+/// Everything a handler may use: the server, its own client, its reply
+/// buffer, and the time at which the command started (Redis uses one
+/// timestamp per command so that expiry decisions agree within it).
+pub struct Ctx<'a> {
+    pub server: &'a Server,
+    pub client: &'a mut Client,
+    pub reply: &'a mut Reply,
+    pub now_ms: i64,
+    pub flow: Flow,
+}
+
+impl<'a> Ctx<'a> {
+    /// Locks the shards of `keys` in the client's database. The guard
+    /// borrows the server, not the context, so replies can be written
+    /// while it is held.
+    pub fn lock<K: AsRef<[u8]>>(&self, keys: &[K]) -> crate::store::Locked<'a> {
+        self.server.keyspace.lock(self.client.db, keys, self.now_ms)
+    }
+
+    /// The write hook: every command that changes a key calls it once per
+    /// key, so that statistics (and later WATCH, notifications, blocked
+    /// clients and propagation) see every change.
+    pub fn modified(&self, _key: &[u8]) {
+        self.server.stats.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Records keys that lookups found expired.
+    pub fn finish(&self, locked: crate::store::Locked<'_>) {
+        if !locked.expired.is_empty() {
+            self.server.stats.expired_keys.fetch_add(
+                locked.expired.len() as u64,
+                std::sync::atomic::Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+/// Runs a resolved command: authentication, then the handler, then the
+/// statistics and slow log. Rejections and errors are written as replies.
+pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, r: &Resolved, argv: &[&[u8]]) -> Flow {
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = &server.commands.stats[r.id];
+    if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {
+        stats.rejected.fetch_add(1, Relaxed);
+        reply.error(&CmdError::NoAuth.text());
+        return Flow::Continue;
+    }
+    let start = Instant::now();
+    let mut ctx = Ctx {
+        server,
+        client,
+        reply,
+        now_ms: crate::now_ms(),
+        flow: Flow::Continue,
+    };
+    let result = (r.cmd.handler)(&mut ctx, argv);
+    let flow = ctx.flow;
+    if let Err(e) = result {
+        stats.failed.fetch_add(1, Relaxed);
+        reply.error(&e.text());
+    }
+    let usec = start.elapsed().as_micros() as u64;
+    stats.calls.fetch_add(1, Relaxed);
+    stats.usec.fetch_add(usec, Relaxed);
+    server.stats.commands.fetch_add(1, Relaxed);
+    if !r.cmd.has(flags::SKIP_SLOWLOG) {
+        server.slowlog.record(server, client, argv, usec);
+    }
+    flow
+}

@@ -1,0 +1,396 @@
+//! Configuration: one declarative table of directives serving the config
+//! file, `--name value` flags, CONFIG GET/SET/REWRITE.
+//!
+//! Values are kept in canonical text form (what CONFIG GET shows: memory in
+//! bytes, booleans as yes/no). Directives read on the hot path are mirrored
+//! into atomics by [`Config::apply`], the one place that turns text into
+//! effect.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+
+use parking_lot::RwLock;
+
+/// How a directive's value is checked and normalised.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    Bool,
+    Int { min: i64, max: i64 },
+    /// A byte count that may carry Redis's unit suffixes (k, kb, m, mb, g, gb).
+    Memory { min: i64, max: i64 },
+    Enum(&'static [&'static str]),
+    Str,
+    /// One or more words (bind addresses).
+    Words,
+    /// The `save` schedule: "" or pairs of seconds and changes.
+    SavePolicy,
+}
+
+pub struct Directive {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub default: &'static str,
+    /// Whether CONFIG SET may change it at run time.
+    pub mutable: bool,
+}
+
+const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool) -> Directive {
+    Directive {
+        name,
+        kind,
+        default,
+        mutable,
+    }
+}
+
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const INT: Kind = Kind::Int {
+    min: 0,
+    max: i32::MAX as i64,
+};
+
+/// Every directive ferrokv understands. Only directives that have an effect
+/// are listed; anything else is rejected at start-up and by CONFIG SET.
+pub const DIRECTIVES: &[Directive] = &[
+    d("bind", Kind::Words, "127.0.0.1", false),
+    d("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
+    d("databases", Kind::Int { min: 1, max: 4096 }, "16", false),
+    d("requirepass", Kind::Str, "", true),
+    d("dir", Kind::Str, ".", true),
+    d("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
+    d("logfile", Kind::Str, "", false),
+    d("proto-max-bulk-len", Kind::Memory { min: 1024 * 1024, max: i64::MAX }, "536870912", true),
+    d("client-query-buffer-limit", Kind::Memory { min: 1024 * 1024, max: i64::MAX }, "1073741824", true),
+    d("maxclients", Kind::Int { min: 1, max: i32::MAX as i64 }, "10000", true),
+    d("timeout", INT, "0", true),
+    d("tcp-keepalive", INT, "300", true),
+    d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
+    d("slowlog-log-slower-than", Kind::Int { min: -1, max: i64::MAX }, "10000", true),
+    d("slowlog-max-len", Kind::Int { min: 0, max: i64::MAX }, "128", true),
+    d("latency-monitor-threshold", Kind::Int { min: 0, max: i64::MAX }, "0", true),
+    d("server-threads", Kind::Int { min: 0, max: 1024 }, "0", false),
+    // Persistence is not built yet: only the values meaning "off" are valid,
+    // so that tools that read or pass them keep working.
+    d("save", Kind::SavePolicy, "", false),
+    d("appendonly", Kind::Enum(&["no"]), "no", false),
+];
+
+fn find(name: &str) -> Option<usize> {
+    DIRECTIVES.iter().position(|d| d.name.eq_ignore_ascii_case(name))
+}
+
+/// Parses a memory value the way Redis's `memtoull` does.
+pub fn parse_memory(s: &str) -> Option<i64> {
+    let lower = s.to_ascii_lowercase();
+    let (num, mul) = [
+        ("gb", 1024 * 1024 * 1024),
+        ("g", 1000 * 1000 * 1000),
+        ("mb", 1024 * 1024),
+        ("m", 1000 * 1000),
+        ("kb", 1024),
+        ("k", 1000),
+        ("b", 1),
+    ]
+    .iter()
+    .find_map(|(suffix, mul)| lower.strip_suffix(suffix).map(|n| (n, *mul)))
+    .unwrap_or((lower.as_str(), 1));
+    let n: i64 = num.parse().ok()?;
+    n.checked_mul(mul)
+}
+
+/// Checks a value for a directive and returns its canonical form.
+fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
+    let joined = words.join(" ");
+    let single = || -> Result<&str, String> {
+        match words {
+            [w] => Ok(w.as_str()),
+            _ => Err("wrong number of arguments".into()),
+        }
+    };
+    match dir.kind {
+        Kind::Bool => match single()?.to_ascii_lowercase().as_str() {
+            "yes" => Ok("yes".into()),
+            "no" => Ok("no".into()),
+            _ => Err("argument must be 'yes' or 'no'".into()),
+        },
+        Kind::Int { min, max } => {
+            let n: i64 = single()?.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Memory { min, max } => {
+            let n = parse_memory(single()?).ok_or("argument must be a memory value")?;
+            if n < min || n > max {
+                return Err(format!("argument must be between {min} and {max} inclusive"));
+            }
+            Ok(n.to_string())
+        }
+        Kind::Enum(allowed) => {
+            let v = single()?.to_ascii_lowercase();
+            if allowed.contains(&v.as_str()) {
+                Ok(v)
+            } else {
+                Err(format!("argument(s) must be one of the following: {}", allowed.join(", ")))
+            }
+        }
+        Kind::Str => Ok(single()?.to_string()),
+        Kind::Words => {
+            if words.is_empty() {
+                return Err("wrong number of arguments".into());
+            }
+            Ok(joined)
+        }
+        Kind::SavePolicy => {
+            let parts: Vec<&str> = joined.split_whitespace().collect();
+            if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+                return Err("Invalid save parameters".into());
+            }
+            Ok(parts.join(" "))
+        }
+    }
+}
+
+/// A start-up configuration error, printed the way redis-server prints it.
+#[derive(Debug)]
+pub struct StartupError {
+    pub line: usize,
+    pub text: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\n*** FATAL CONFIG FILE ERROR (ferrokv {}) ***\nReading the configuration file, at line {}\n>>> '{}'\n{}",
+            env!("CARGO_PKG_VERSION"),
+            self.line,
+            self.text,
+            self.reason
+        )
+    }
+}
+
+/// Live configuration.
+pub struct Config {
+    values: RwLock<Vec<String>>,
+    /// The file given at start-up, for CONFIG REWRITE.
+    pub file: Option<PathBuf>,
+    // Hot-path mirrors, kept in step by `apply`.
+    pub proto_max_bulk_len: AtomicU64,
+    pub query_buffer_limit: AtomicU64,
+    pub maxclients: AtomicU64,
+    pub timeout_secs: AtomicU64,
+    pub hz: AtomicU64,
+    pub slowlog_slower_than: AtomicI64,
+    pub slowlog_max_len: AtomicU64,
+    pub latency_threshold_ms: AtomicU64,
+    pub requirepass_set: AtomicBool,
+}
+
+impl Config {
+    /// Builds the configuration from a config file's text and command-line
+    /// directives (`--port 7000` style, already joined into lines).
+    pub fn load(file: Option<PathBuf>, file_text: &str, cli_text: &str) -> Result<Config, StartupError> {
+        let mut values: Vec<String> = DIRECTIVES.iter().map(|d| d.default.to_string()).collect();
+        for (i, line) in file_text.lines().chain(cli_text.lines()).enumerate() {
+            let trimmed = line.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let mut words = Vec::new();
+            if !crate::split_words(trimmed.as_bytes(), &mut words) {
+                return Err(StartupError {
+                    line: i + 1,
+                    text: trimmed.into(),
+                    reason: "Unbalanced quotes in configuration line".into(),
+                });
+            }
+            let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+            let fail = |reason: String| StartupError {
+                line: i + 1,
+                text: trimmed.into(),
+                reason,
+            };
+            let Some(idx) = find(&words[0]) else {
+                return Err(fail("Bad directive or wrong number of arguments".into()));
+            };
+            values[idx] = normalise(&DIRECTIVES[idx], &words[1..]).map_err(fail)?;
+        }
+        let config = Config {
+            values: RwLock::new(values),
+            file,
+            proto_max_bulk_len: AtomicU64::new(0),
+            query_buffer_limit: AtomicU64::new(0),
+            maxclients: AtomicU64::new(0),
+            timeout_secs: AtomicU64::new(0),
+            hz: AtomicU64::new(0),
+            slowlog_slower_than: AtomicI64::new(0),
+            slowlog_max_len: AtomicU64::new(0),
+            latency_threshold_ms: AtomicU64::new(0),
+            requirepass_set: AtomicBool::new(false),
+        };
+        config.apply();
+        Ok(config)
+    }
+
+    pub fn get(&self, name: &str) -> String {
+        find(name).map(|i| self.values.read()[i].clone()).unwrap_or_default()
+    }
+
+    pub fn get_i64(&self, name: &str) -> i64 {
+        self.get(name).parse().unwrap_or(0)
+    }
+
+    /// CONFIG GET: every directive matching any of the glob patterns, in
+    /// table order, each once.
+    pub fn matching(&self, patterns: &[&[u8]]) -> Vec<(&'static str, String)> {
+        let values = self.values.read();
+        DIRECTIVES
+            .iter()
+            .zip(values.iter())
+            .filter(|(d, _)| {
+                patterns
+                    .iter()
+                    .any(|p| crate::glob::matches(p, d.name.as_bytes(), true))
+            })
+            .map(|(d, v)| (d.name, v.clone()))
+            .collect()
+    }
+
+    /// CONFIG SET of several pairs, all or nothing. The error is Redis's
+    /// reply text.
+    pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
+        let mut staged: Vec<(usize, String)> = Vec::new();
+        for (name, value) in pairs {
+            let name = String::from_utf8_lossy(name);
+            let value = String::from_utf8_lossy(value).into_owned();
+            let Some(idx) = find(&name) else {
+                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+            };
+            if staged.iter().any(|(i, _)| *i == idx) {
+                return Err(format!("ERR Duplicate parameter - '{}'", DIRECTIVES[idx].name));
+            }
+            let dir = &DIRECTIVES[idx];
+            if !dir.mutable {
+                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", dir.name));
+            }
+            let words: Vec<String> = match dir.kind {
+                Kind::Words | Kind::SavePolicy => value.split_whitespace().map(String::from).collect(),
+                _ => vec![value.clone()],
+            };
+            let canonical = normalise(dir, &words).map_err(|reason| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{}') - {reason}", dir.name)
+            })?;
+            if dir.name == "dir" && std::env::set_current_dir(&canonical).is_err() {
+                return Err(format!(
+                    "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
+                ));
+            }
+            staged.push((idx, canonical));
+        }
+        {
+            let mut values = self.values.write();
+            for (idx, v) in staged {
+                values[idx] = v;
+            }
+        }
+        self.apply();
+        Ok(())
+    }
+
+    /// Mirrors the hot-path directives into their atomics.
+    fn apply(&self) {
+        let v = self.values.read();
+        let num = |name: &str| -> i64 { find(name).and_then(|i| v[i].parse().ok()).unwrap_or(0) };
+        self.proto_max_bulk_len.store(num("proto-max-bulk-len") as u64, Relaxed);
+        self.query_buffer_limit.store(num("client-query-buffer-limit") as u64, Relaxed);
+        self.maxclients.store(num("maxclients") as u64, Relaxed);
+        self.timeout_secs.store(num("timeout") as u64, Relaxed);
+        self.hz.store(num("hz") as u64, Relaxed);
+        self.slowlog_slower_than.store(num("slowlog-log-slower-than"), Relaxed);
+        self.slowlog_max_len.store(num("slowlog-max-len") as u64, Relaxed);
+        self.latency_threshold_ms.store(num("latency-monitor-threshold") as u64, Relaxed);
+        let pass = find("requirepass").map(|i| !v[i].is_empty()).unwrap_or(false);
+        self.requirepass_set.store(pass, Relaxed);
+    }
+
+    /// CONFIG REWRITE: rewrites the start-up file in place, keeping comments
+    /// and order, updating directives that changed and appending those that
+    /// differ from their defaults and were not in the file.
+    pub fn rewrite(&self) -> Result<(), String> {
+        let Some(path) = &self.file else {
+            return Err("ERR The server is running without a config file".into());
+        };
+        let old = std::fs::read_to_string(path).unwrap_or_default();
+        let values = self.values.read().clone();
+        let mut written = vec![false; DIRECTIVES.len()];
+        let mut out = String::new();
+        for line in old.lines() {
+            let mut words = Vec::new();
+            let known = crate::split_words(line.trim().as_bytes(), &mut words)
+                .then(|| words.first().and_then(|w| find(&String::from_utf8_lossy(w))))
+                .flatten();
+            match known {
+                Some(idx) if written[idx] => {}
+                Some(idx) => {
+                    written[idx] = true;
+                    out.push_str(&render(idx, &values[idx]));
+                }
+                None => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+        for (idx, dir) in DIRECTIVES.iter().enumerate() {
+            if !written[idx] && values[idx] != dir.default {
+                out.push_str(&render(idx, &values[idx]));
+            }
+        }
+        let tmp = path.with_extension("rewrite.tmp");
+        std::fs::write(&tmp, out)
+            .and_then(|_| std::fs::rename(&tmp, path))
+            .map_err(|e| format!("ERR Rewriting config file: {e}"))
+    }
+}
+
+fn render(idx: usize, value: &str) -> String {
+    let name = DIRECTIVES[idx].name;
+    match DIRECTIVES[idx].kind {
+        Kind::Words | Kind::SavePolicy if !value.is_empty() => format!("{name} {value}\n"),
+        _ => format!("{name} \"{}\"\n", value.replace('\\', "\\\\").replace('"', "\\\"")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_file_then_flags() {
+        let c = Config::load(None, "port 7000\n# comment\nmaxclients 5\n", "port 7001\nbind 127.0.0.1 ::1").unwrap();
+        assert_eq!(c.get("port"), "7001");
+        assert_eq!(c.get("bind"), "127.0.0.1 ::1");
+        assert_eq!(c.get("maxclients"), "5");
+    }
+
+    #[test]
+    fn rejects_unknown_and_malformed() {
+        let e = Config::load(None, "", "nosuch 1").err().unwrap();
+        assert!(e.reason.contains("Bad directive"));
+        let e = Config::load(None, "", "port abc").err().unwrap();
+        assert!(e.reason.contains("integer"));
+    }
+
+    #[test]
+    fn set_is_all_or_nothing() {
+        let c = Config::load(None, "", "").unwrap();
+        assert!(c.set(&[(b"maxclients", b"7"), (b"hz", b"100000")]).is_err());
+        assert_eq!(c.get("maxclients"), "10000");
+        c.set(&[(b"maxclients", b"7"), (b"proto-max-bulk-len", b"2mb")]).unwrap();
+        assert_eq!(c.get("proto-max-bulk-len"), "2097152");
+    }
+}

@@ -1,0 +1,554 @@
+//! The hash table of one keyspace shard: chained buckets whose links live
+//! inside the entries, power-of-two sizes, and incremental rehashing.
+//!
+//! It follows Redis's dict because two of Redis's guarantees depend on its
+//! shape: a growing table never stalls a command (each operation moves a
+//! bucket or so from the old table to the new one), and SCAN's
+//! reverse-binary cursor returns every element present for the whole
+//! iteration at least once, even while the table grows or shrinks.
+//!
+//! Callers pass a key's hash with the shard bits already shifted away.
+
+use super::entry::Entry;
+
+/// Empty buckets a single rehash step may skip over (Redis: 10 per bucket).
+const EMPTY_VISITS: usize = 10;
+const MIN_SIZE: usize = 4;
+
+#[derive(Default)]
+struct Table {
+    buckets: Box<[*mut u8]>,
+    used: usize,
+}
+
+impl Table {
+    fn with_size(size: usize) -> Table {
+        Table {
+            buckets: vec![std::ptr::null_mut(); size].into_boxed_slice(),
+            used: 0,
+        }
+    }
+
+    fn mask(&self) -> u64 {
+        (self.buckets.len() as u64).wrapping_sub(1)
+    }
+}
+
+/// A chained hash table of [`Entry`]s keyed by their key bytes.
+#[derive(Default)]
+pub struct Dict {
+    tables: [Table; 2],
+    /// Next bucket of `tables[0]` to move while rehashing into `tables[1]`.
+    rehash_idx: Option<usize>,
+}
+
+// Safety: the bucket pointers are owned entries (see entry.rs); the table
+// is only reached through &self/&mut self, so the usual borrow rules apply.
+unsafe impl Send for Dict {}
+unsafe impl Sync for Dict {}
+
+/// What a lookup found.
+pub enum Lookup<'a> {
+    Live(EntryMut<'a>),
+    /// The key had expired; it has been unlinked and is handed back.
+    Expired(Entry),
+    Missing,
+}
+
+/// A mutable handle to an entry inside the table. It does not hand out
+/// `&mut Entry`, so nothing can swap an entry out and lose its chain link.
+pub struct EntryMut<'a> {
+    slot: &'a mut *mut u8,
+}
+
+impl std::ops::Deref for EntryMut<'_> {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        // Safety: a non-null slot holds an owned entry; Entry is
+        // repr(transparent) over its block pointer.
+        unsafe { &*(self.slot as *const *mut u8 as *const Entry) }
+    }
+}
+
+impl EntryMut<'_> {
+    pub fn get_mut(&mut self) -> &mut EntryInPlace {
+        // Safety: as in Deref; EntryInPlace is repr(transparent) over Entry
+        // and exposes no way to replace the entry.
+        unsafe { &mut *(self.slot as *mut *mut u8 as *mut EntryInPlace) }
+    }
+
+    /// Puts `new` where the entry was, keeping its place in the chain, and
+    /// returns the old entry.
+    pub fn replace(self, new: Entry) -> Entry {
+        let mut old = None;
+        self.replace_with(|e| {
+            old = Some(e);
+            new
+        });
+        old.unwrap_or_else(|| unreachable!("replace_with always calls its closure"))
+    }
+
+    /// Rebuilds the entry from its old self (e.g. to add an expiry),
+    /// keeping its place in the chain.
+    pub fn replace_with(self, f: impl FnOnce(Entry) -> Entry) {
+        // Safety: the slot holds an owned entry, which we take back; the
+        // slot is refilled before anything else can see it.
+        let mut old = unsafe { Entry::from_raw(*self.slot) };
+        let next = old.next();
+        old.set_next(std::ptr::null_mut());
+        let mut new = f(old);
+        new.set_next(next);
+        *self.slot = new.into_raw();
+    }
+}
+
+/// An entry borrowed in place: its value and metadata may change, the
+/// entry itself may not be moved.
+#[repr(transparent)]
+pub struct EntryInPlace(Entry);
+
+impl std::ops::Deref for EntryInPlace {
+    type Target = Entry;
+    fn deref(&self) -> &Entry {
+        &self.0
+    }
+}
+
+impl EntryInPlace {
+    pub fn object_mut(&mut self) -> Option<&mut super::object::Object> {
+        self.0.object_mut()
+    }
+    pub fn set_clock(&mut self, clock: u32) {
+        self.0.set_clock(clock)
+    }
+    pub fn set_expiry_in_place(&mut self, at: i64) -> bool {
+        self.0.set_expiry_in_place(at)
+    }
+}
+
+impl Dict {
+    pub fn len(&self) -> usize {
+        self.tables[0].used + self.tables[1].used
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes used by bucket arrays, for memory reporting.
+    pub fn bucket_bytes(&self) -> usize {
+        (self.tables[0].buckets.len() + self.tables[1].buckets.len()) * 8
+    }
+
+    fn rehashing(&self) -> bool {
+        self.rehash_idx.is_some()
+    }
+
+    /// Moves up to `n` buckets from the old table to the new one.
+    pub fn rehash_step(&mut self, n: usize) {
+        let Some(mut idx) = self.rehash_idx else { return };
+        let mut empty_visits = n * EMPTY_VISITS;
+        let mut n = n;
+        while n > 0 && self.tables[0].used > 0 {
+            n -= 1;
+            while self.tables[0].buckets[idx].is_null() {
+                idx += 1;
+                empty_visits -= 1;
+                if empty_visits == 0 {
+                    self.rehash_idx = Some(idx);
+                    return;
+                }
+            }
+            let mut p = std::mem::replace(&mut self.tables[0].buckets[idx], std::ptr::null_mut());
+            while !p.is_null() {
+                // Safety: p is an owned entry taken out of the old chain.
+                let mut e = unsafe { Entry::from_raw(p) };
+                p = e.next();
+                let h = hash_of(&e);
+                let slot = (h & self.tables[1].mask()) as usize;
+                e.set_next(self.tables[1].buckets[slot]);
+                self.tables[1].buckets[slot] = e.into_raw();
+                self.tables[0].used -= 1;
+                self.tables[1].used += 1;
+            }
+            idx += 1;
+        }
+        if self.tables[0].used == 0 {
+            self.tables[0] = std::mem::take(&mut self.tables[1]);
+            self.rehash_idx = None;
+            // Deletions during a shrink may call for a smaller table still.
+            self.shrink_if_needed();
+        } else {
+            self.rehash_idx = Some(idx);
+        }
+    }
+
+    fn resize_to(&mut self, wanted: usize) {
+        let size = wanted.max(MIN_SIZE).next_power_of_two();
+        if self.rehashing() || size == self.tables[0].buckets.len() {
+            return;
+        }
+        if self.tables[0].buckets.is_empty() {
+            self.tables[0] = Table::with_size(size);
+            return;
+        }
+        self.tables[1] = Table::with_size(size);
+        self.rehash_idx = Some(0);
+    }
+
+    fn expand_if_needed(&mut self) {
+        if self.rehashing() {
+            return;
+        }
+        let t = &self.tables[0];
+        if t.buckets.is_empty() || t.used >= t.buckets.len() {
+            self.resize_to(t.used + 1);
+        }
+    }
+
+    /// Starts shrinking when fewer than 10% of the buckets are used, so that
+    /// memory is given back after mass deletion or expiry.
+    fn shrink_if_needed(&mut self) {
+        if self.rehashing() {
+            return;
+        }
+        let t = &self.tables[0];
+        if t.buckets.len() > MIN_SIZE && t.used * 10 < t.buckets.len() {
+            self.resize_to(t.used);
+        }
+    }
+
+    /// Finds the slot holding `key`, doing one rehash step first.
+    fn find_slot(&mut self, h: u64, key: &[u8]) -> Option<*mut *mut u8> {
+        if self.rehashing() {
+            self.rehash_step(1);
+        }
+        for t in 0..2 {
+            let table = &mut self.tables[t];
+            if table.buckets.is_empty() {
+                continue;
+            }
+            let mut slot: *mut *mut u8 = &mut table.buckets[(h & table.mask()) as usize];
+            // Safety: slot points at a bucket or at the link of a live entry.
+            unsafe {
+                while !(*slot).is_null() {
+                    let e = &*(slot as *const Entry);
+                    if e.key() == key {
+                        return Some(slot);
+                    }
+                    slot = (*slot) as *mut *mut u8;
+                }
+            }
+            if !self.rehashing() {
+                break;
+            }
+        }
+        None
+    }
+
+    /// Finds a key, removing and returning it instead when its expiry is
+    /// at or before `now`.
+    pub fn lookup(&mut self, h: u64, key: &[u8], now: i64) -> Lookup<'_> {
+        let Some(slot) = self.find_slot(h, key) else {
+            return Lookup::Missing;
+        };
+        // Safety: a found slot holds an owned entry.
+        let expired = matches!(unsafe { &*(slot as *const Entry) }.expiry(), Some(at) if at <= now);
+        if !expired {
+            // Safety: as in `get_mut`.
+            return Lookup::Live(EntryMut {
+                slot: unsafe { &mut *slot },
+            });
+        }
+        // Safety: unlinking the found entry from its chain and owning it.
+        let mut e = unsafe {
+            let e = Entry::from_raw(*slot);
+            *slot = e.next();
+            e
+        };
+        e.set_next(std::ptr::null_mut());
+        self.note_removed(h);
+        self.shrink_if_needed();
+        Lookup::Expired(e)
+    }
+
+    pub fn get(&mut self, h: u64, key: &[u8]) -> Option<&Entry> {
+        let slot = self.find_slot(h, key)?;
+        // Safety: a found slot holds an owned entry borrowed for &self.
+        Some(unsafe { &*(slot as *const Entry) })
+    }
+
+    pub fn get_mut(&mut self, h: u64, key: &[u8]) -> Option<EntryMut<'_>> {
+        let slot = self.find_slot(h, key)?;
+        // Safety: as in `get`, with &mut self making the borrow unique.
+        Some(EntryMut {
+            slot: unsafe { &mut *slot },
+        })
+    }
+
+    /// Adds an entry whose key is not in the table.
+    pub fn insert(&mut self, h: u64, mut entry: Entry) {
+        self.expand_if_needed();
+        if self.rehashing() {
+            self.rehash_step(1);
+        }
+        let t = if self.rehashing() { 1 } else { 0 };
+        let table = &mut self.tables[t];
+        let slot = (h & table.mask()) as usize;
+        entry.set_next(table.buckets[slot]);
+        table.buckets[slot] = entry.into_raw();
+        table.used += 1;
+    }
+
+    pub fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        match self.lookup(h, key, i64::MIN) {
+            Lookup::Live(e) => {
+                let slot: *mut *mut u8 = e.slot;
+                // Safety: unlinking the found entry from its chain and owning it.
+                let mut e = unsafe {
+                    let e = Entry::from_raw(*slot);
+                    *slot = e.next();
+                    e
+                };
+                e.set_next(std::ptr::null_mut());
+                self.note_removed(h);
+                self.shrink_if_needed();
+                Some(e)
+            }
+            Lookup::Expired(e) => Some(e),
+            Lookup::Missing => None,
+        }
+    }
+
+    /// Decrements the count of the table the removed key's hash lived in.
+    fn note_removed(&mut self, h: u64) {
+        let in_old = match self.rehash_idx {
+            // Buckets of table 0 below rehash_idx have already moved.
+            Some(idx) => (h & self.tables[0].mask()) as usize >= idx,
+            None => true,
+        };
+        if in_old {
+            self.tables[0].used -= 1;
+        } else {
+            self.tables[1].used -= 1;
+        }
+    }
+
+    /// Calls `f` on every entry.
+    pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
+        for t in &self.tables {
+            for &head in t.buckets.iter() {
+                walk(head, &mut f);
+            }
+        }
+    }
+
+    /// Visits the bucket(s) at reverse-binary cursor position `v` and
+    /// returns the mask of the smaller table, which the caller uses to
+    /// advance the cursor (see the keyspace's SCAN).
+    pub fn scan(&self, v: u64, mut f: impl FnMut(&Entry)) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        if !self.rehashing() {
+            let t = &self.tables[0];
+            walk(t.buckets[(v & t.mask()) as usize], &mut f);
+            return t.mask();
+        }
+        let (small, large) = if self.tables[0].buckets.len() <= self.tables[1].buckets.len() {
+            (&self.tables[0], &self.tables[1])
+        } else {
+            (&self.tables[1], &self.tables[0])
+        };
+        let m0 = small.mask();
+        let m1 = large.mask();
+        walk(small.buckets[(v & m0) as usize], &mut f);
+        // Every bucket of the larger table that expands the small one.
+        let mut v = v;
+        loop {
+            walk(large.buckets[(v & m1) as usize], &mut f);
+            v = (((v | m0) + 1) & !m0) | (v & m0);
+            if v & (m0 ^ m1) == 0 {
+                break;
+            }
+        }
+        m0
+    }
+
+    /// A random entry, or None when empty. Like Redis, it picks a random
+    /// non-empty bucket, then a random entry of its chain.
+    pub fn random(&mut self, rng: &mut impl rand::Rng) -> Option<&Entry> {
+        if self.is_empty() {
+            return None;
+        }
+        if self.rehashing() {
+            self.rehash_step(1);
+        }
+        loop {
+            let t = if self.rehashing() && rng.gen_bool(0.5) { 1 } else { 0 };
+            let table = &self.tables[t];
+            if table.buckets.is_empty() {
+                continue;
+            }
+            let head = table.buckets[rng.gen_range(0..table.buckets.len())];
+            if head.is_null() {
+                continue;
+            }
+            let mut chain = Vec::new();
+            walk(head, &mut |e: &Entry| chain.push(e as *const Entry));
+            let pick = chain[rng.gen_range(0..chain.len())];
+            // Safety: the pointer refers to a live entry borrowed for &self.
+            return Some(unsafe { &*pick });
+        }
+    }
+
+    /// Walks up to `buckets` buckets from `*cursor`, removing the entries
+    /// for which `expired` holds and handing them to `removed`. While a
+    /// rehash is running it helps the rehash instead, which empties the old
+    /// table soon enough.
+    pub fn expire_step(
+        &mut self,
+        cursor: &mut u64,
+        buckets: usize,
+        mut expired: impl FnMut(&Entry) -> bool,
+        mut removed: impl FnMut(Entry),
+    ) -> usize {
+        if self.rehashing() {
+            self.rehash_step(buckets);
+            return 0;
+        }
+        let mut checked = 0;
+        let table = &mut self.tables[0];
+        if table.buckets.is_empty() {
+            return 0;
+        }
+        for _ in 0..buckets.min(table.buckets.len()) {
+            let idx = (*cursor & table.mask()) as usize;
+            *cursor = cursor.wrapping_add(1);
+            let mut slot: *mut *mut u8 = &mut table.buckets[idx];
+            // Safety: walking and unlinking owned entries of one chain.
+            unsafe {
+                while !(*slot).is_null() {
+                    checked += 1;
+                    if expired(&*(slot as *const Entry)) {
+                        let mut e = Entry::from_raw(*slot);
+                        *slot = e.next();
+                        e.set_next(std::ptr::null_mut());
+                        table.used -= 1;
+                        removed(e);
+                    } else {
+                        slot = (*slot) as *mut *mut u8;
+                    }
+                }
+            }
+        }
+        self.shrink_if_needed();
+        checked
+    }
+}
+
+fn walk(mut p: *mut u8, f: &mut impl FnMut(&Entry)) {
+    while !p.is_null() {
+        // Safety: p is a live entry in a chain borrowed for the walk.
+        let e = unsafe { &*(&p as *const *mut u8 as *const Entry) };
+        let next = e.next();
+        f(e);
+        p = next;
+    }
+}
+
+/// The dict does not store hashes; rehashing recomputes them through the
+/// keyspace's hasher, which is process-wide so that every shard agrees.
+fn hash_of(e: &Entry) -> u64 {
+    super::keyspace::key_hash(e.key()).1
+}
+
+impl Drop for Dict {
+    fn drop(&mut self) {
+        for t in self.tables.iter_mut() {
+            for head in t.buckets.iter_mut() {
+                let mut p = std::mem::replace(head, std::ptr::null_mut());
+                while !p.is_null() {
+                    // Safety: every chained block is owned by the table.
+                    let e = unsafe { Entry::from_raw(p) };
+                    p = e.next();
+                    drop(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::entry::Value;
+    use super::super::keyspace::key_hash;
+    use super::*;
+    use std::collections::HashSet;
+
+    fn key(i: u32) -> Vec<u8> {
+        format!("key:{i}").into_bytes()
+    }
+
+    #[test]
+    fn insert_get_remove_across_resizes() {
+        let mut d = Dict::default();
+        for i in 0..5000 {
+            let k = key(i);
+            d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(i as i64), None, 0));
+        }
+        assert_eq!(d.len(), 5000);
+        for i in 0..5000 {
+            let k = key(i);
+            assert!(d.get(key_hash(&k).1, &k).is_some(), "{i}");
+        }
+        for i in 0..4990 {
+            let k = key(i);
+            assert!(d.remove(key_hash(&k).1, &k).is_some());
+        }
+        assert_eq!(d.len(), 10);
+        for _ in 0..10_000 {
+            d.rehash_step(1);
+        }
+        assert!(d.bucket_bytes() <= 64 * 8, "table shrank: {}", d.bucket_bytes());
+    }
+
+    /// SCAN's guarantee: keys present for the whole scan are all returned,
+    /// even when the table grows and shrinks between steps.
+    #[test]
+    fn scan_survives_resizing() {
+        let mut d = Dict::default();
+        let stable: Vec<_> = (0..300).map(key).collect();
+        for k in &stable {
+            d.insert(key_hash(k).1, Entry::new(k, Value::Int(0), None, 0));
+        }
+        let mut seen = HashSet::new();
+        let mut v: u64 = 0;
+        let mut extra = 10_000;
+        loop {
+            let mask = d.scan(v, |e| {
+                seen.insert(e.key().to_vec());
+            });
+            // Grow then shrink the table while the scan runs.
+            for _ in 0..50 {
+                let k = key(extra);
+                extra += 1;
+                d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(0), None, 0));
+            }
+            if extra > 14_000 {
+                for i in 10_000..extra {
+                    let k = key(i);
+                    d.remove(key_hash(&k).1, &k);
+                }
+            }
+            v |= !mask;
+            v = v.reverse_bits().wrapping_add(1).reverse_bits();
+            if v == 0 {
+                break;
+            }
+        }
+        for k in &stable {
+            assert!(seen.contains(k));
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The active expiry cycle: a background thread that reclaims keys whose
+//! TTL has passed even if no client ever touches them again.
+//!
+//! Like Redis's slow cycle it runs `hz` times a second with a time budget
+//! of a quarter of each period, and keeps working on a shard while more
+//! than a tenth of what it examines there has expired. Each step holds one
+//! shard's lock for a bounded number of buckets, so clients of that shard
+//! wait microseconds at most.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::Server;
+
+/// Buckets examined per shard lock.
+const BUCKETS_PER_STEP: usize = 64;
+
+/// Runs until the server shuts down.
+pub fn run(server: Arc<Server>) {
+    let mut shutdown = server.shutdown.subscribe();
+    let mut next_db = 0;
+    loop {
+        let hz = server.config.hz.load(Relaxed).max(1);
+        let period = Duration::from_millis(1000 / hz);
+        let budget = period / 4;
+        let start = Instant::now();
+        next_db = cycle(&server, start + budget, next_db);
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        std::thread::sleep(period.saturating_sub(start.elapsed()));
+    }
+}
+
+/// One cycle over the databases, resuming at `first_db`, until `deadline`.
+/// Returns the database to start from next time.
+fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
+    let dbs = server.keyspace.len();
+    for n in 0..dbs {
+        let db_index = (first_db + n) % dbs;
+        let db = server.keyspace.db(db_index);
+        for shard in 0..crate::store::SHARDS {
+            loop {
+                let now = crate::now_ms();
+                let (checked, gone) = db.shard(shard).expire_step(BUCKETS_PER_STEP, now);
+                let removed = gone.len();
+                if removed > 0 {
+                    server.stats.expired_keys.fetch_add(removed as u64, Relaxed);
+                    server.stats.dirty.fetch_add(removed as u64, Relaxed);
+                }
+                // Freed here, outside the shard lock.
+                drop(gone);
+                if Instant::now() >= deadline {
+                    return db_index;
+                }
+                if checked == 0 || removed * 10 < checked {
+                    break;
+                }
+            }
+        }
+    }
+    first_db
+}

@@ -1,0 +1,380 @@
+//! The keyspace: numbered databases, each split into shards by key hash,
+//! each shard a [`Dict`] behind its own mutex.
+//!
+//! Locking rules: a command locks only the shards of its keys, always in
+//! ascending (database, shard) order, so two commands can never wait on
+//! each other in a cycle. Commands over a whole database visit its shards
+//! one at a time, or lock them all in order when they must be atomic
+//! (FLUSHDB, SWAPDB).
+//!
+//! The low `SHARD_BITS` of a key's hash pick its shard and the bits above
+//! them feed the shard's table, so SCAN can treat the shards as the low
+//! bits of one big power-of-two table and keep Redis's cursor guarantee.
+
+use std::sync::OnceLock;
+
+use parking_lot::{Mutex, MutexGuard};
+
+use super::dict::{Dict, EntryMut, Lookup};
+use super::entry::{Entry, Value};
+
+pub const SHARD_BITS: u32 = 6;
+pub const SHARDS: usize = 1 << SHARD_BITS;
+const SHARD_MASK: u64 = SHARDS as u64 - 1;
+
+/// Hashes a key: returns (shard index, hash for the shard's table). The
+/// seed is random per process, as Redis's siphash seed is, so that clients
+/// cannot aim keys at one bucket.
+pub fn key_hash(key: &[u8]) -> (usize, u64) {
+    static STATE: OnceLock<ahash::RandomState> = OnceLock::new();
+    let h = STATE.get_or_init(ahash::RandomState::new).hash_one(key);
+    ((h & SHARD_MASK) as usize, h >> SHARD_BITS)
+}
+
+/// One shard: a table plus the bookkeeping of its keys with a TTL.
+#[derive(Default)]
+pub struct Shard {
+    pub(crate) dict: Dict,
+    /// Keys with an expiry (INFO's `expires=`, and whether the active
+    /// expiry cycle needs to look here at all).
+    volatile: usize,
+    /// Where the active expiry cycle resumes.
+    expire_cursor: u64,
+}
+
+impl Shard {
+    fn account(&mut self, e: &Entry, added: bool) {
+        if e.expiry().is_some() {
+            if added {
+                self.volatile += 1;
+            } else {
+                self.volatile -= 1;
+            }
+        }
+    }
+
+    /// Looks a key up, deleting it first if it has expired. `expired` is
+    /// incremented for each key removed that way.
+    fn get(&mut self, h: u64, key: &[u8], now: i64, expired: &mut Vec<Entry>) -> Option<EntryMut<'_>> {
+        match self.dict.lookup(h, key, now) {
+            Lookup::Live(e) => Some(e),
+            Lookup::Expired(e) => {
+                self.volatile -= 1;
+                expired.push(e);
+                None
+            }
+            Lookup::Missing => None,
+        }
+    }
+
+    fn insert(&mut self, h: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+        self.account(&entry, true);
+        match self.dict.get_mut(h, key) {
+            Some(slot) => {
+                let old = slot.replace(entry);
+                self.account(&old, false);
+                Some(old)
+            }
+            None => {
+                self.dict.insert(h, entry);
+                None
+            }
+        }
+    }
+
+    fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        let e = self.dict.remove(h, key)?;
+        self.account(&e, false);
+        Some(e)
+    }
+
+    pub fn len(&self) -> usize {
+        self.dict.len()
+    }
+
+    pub fn volatile(&self) -> usize {
+        self.volatile
+    }
+
+    /// One step of the active expiry cycle: examines up to `buckets`
+    /// buckets and removes the expired keys, returning (examined, removed
+    /// entries).
+    pub fn expire_step(&mut self, buckets: usize, now: i64) -> (usize, Vec<Entry>) {
+        if self.volatile == 0 {
+            return (0, Vec::new());
+        }
+        let mut gone = Vec::new();
+        let mut cursor = self.expire_cursor;
+        let checked = self.dict.expire_step(
+            &mut cursor,
+            buckets,
+            |e| matches!(e.expiry(), Some(at) if at <= now),
+            |e| gone.push(e),
+        );
+        self.expire_cursor = cursor;
+        self.volatile -= gone.len();
+        (checked, gone)
+    }
+}
+
+/// One numbered database.
+pub struct Db {
+    shards: Box<[Mutex<Shard>]>,
+}
+
+impl Db {
+    fn new() -> Db {
+        Db {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+        }
+    }
+
+    pub fn shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        self.shards[i].lock()
+    }
+
+    /// Locks every shard in order, for commands that must see or change the
+    /// whole database atomically.
+    pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
+        self.shards.iter().map(|s| s.lock()).collect()
+    }
+
+    /// Number of keys (expired keys not yet reclaimed included, as in Redis).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// (keys, keys with an expiry) for INFO keyspace.
+    pub fn counts(&self) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, v), s| {
+            let s = s.lock();
+            (k + s.len(), v + s.volatile())
+        })
+    }
+
+    /// One SCAN step at cursor `v`: visits one bucket (or its expansion
+    /// while a shard rehashes) and returns the next cursor, 0 when done.
+    pub fn scan_step(&self, v: u64, f: impl FnMut(&Entry)) -> u64 {
+        let shard = (v & SHARD_MASK) as usize;
+        let m = self.shards[shard].lock().dict.scan(v >> SHARD_BITS, f);
+        let mask = (m << SHARD_BITS) | SHARD_MASK;
+        let v = v | !mask;
+        v.reverse_bits().wrapping_add(1).reverse_bits()
+    }
+
+    /// Removes every key, returning the old tables so that the caller can
+    /// free them where it suits (in the background for FLUSHALL ASYNC).
+    pub fn take_all(&self) -> Vec<Dict> {
+        let mut guards = self.lock_all();
+        guards
+            .iter_mut()
+            .map(|g| std::mem::take(&mut **g).dict)
+            .collect()
+    }
+
+    pub fn random_key(&self, rng: &mut impl rand::Rng, now: i64) -> Option<Vec<u8>> {
+        let sizes: Vec<usize> = self.shards.iter().map(|s| s.lock().len()).collect();
+        let total: usize = sizes.iter().sum();
+        // Like Redis, give up after a bounded number of expired picks.
+        for _ in 0..100 {
+            if total == 0 {
+                return None;
+            }
+            let mut pick = rng.gen_range(0..total);
+            let mut shard = 0;
+            while pick >= sizes[shard] {
+                pick -= sizes[shard];
+                shard += 1;
+            }
+            let mut g = self.shards[shard].lock();
+            if let Some(e) = g.dict.random(rng) {
+                if !matches!(e.expiry(), Some(at) if at <= now) {
+                    return Some(e.key().to_vec());
+                }
+            }
+        }
+        None
+    }
+}
+
+/// All databases.
+pub struct Keyspace {
+    dbs: Box<[Db]>,
+}
+
+impl Keyspace {
+    pub fn new(databases: usize) -> Keyspace {
+        Keyspace {
+            dbs: (0..databases).map(|_| Db::new()).collect(),
+        }
+    }
+
+    pub fn db(&self, i: usize) -> &Db {
+        &self.dbs[i]
+    }
+
+    pub fn len(&self) -> usize {
+        self.dbs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dbs.is_empty()
+    }
+
+    /// Locks the shards holding `keys` of database `db`.
+    pub fn lock<'a, K: AsRef<[u8]>>(&'a self, db: usize, keys: &[K], now: i64) -> Locked<'a> {
+        let mut want: smallvec::SmallVec<[(usize, usize); 4]> =
+            keys.iter().map(|k| (db, key_hash(k.as_ref()).0)).collect();
+        want.sort_unstable();
+        want.dedup();
+        self.lock_shards(db, &want, now)
+    }
+
+    /// Locks shards given as (database, key) pairs, for commands that span
+    /// databases (MOVE, COPY ... DB).
+    pub fn lock_across<'a>(&'a self, default_db: usize, keys: &[(usize, &[u8])], now: i64) -> Locked<'a> {
+        let mut want: smallvec::SmallVec<[(usize, usize); 4]> =
+            keys.iter().map(|(db, k)| (*db, key_hash(k).0)).collect();
+        want.sort_unstable();
+        want.dedup();
+        self.lock_shards(default_db, &want, now)
+    }
+
+    fn lock_shards<'a>(&'a self, db: usize, want: &[(usize, usize)], now: i64) -> Locked<'a> {
+        Locked {
+            db,
+            now,
+            clock: lru_clock(now),
+            guards: want
+                .iter()
+                .map(|&(d, s)| ((d, s), self.dbs[d].shards[s].lock()))
+                .collect(),
+            expired: Vec::new(),
+        }
+    }
+
+    /// Exchanges two databases atomically.
+    pub fn swap(&self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let (lo, hi) = (a.min(b), a.max(b));
+        let mut first = self.dbs[lo].lock_all();
+        let mut second = self.dbs[hi].lock_all();
+        for (x, y) in first.iter_mut().zip(second.iter_mut()) {
+            std::mem::swap(&mut **x, &mut **y);
+        }
+    }
+}
+
+/// Redis's 24-bit LRU clock, in seconds.
+pub fn lru_clock(now_ms: i64) -> u32 {
+    ((now_ms / 1000) as u32) & 0xff_ffff
+}
+
+/// The shards a command holds, with the key operations it may perform on
+/// them. Keys must belong to shards locked when this was made.
+pub struct Locked<'a> {
+    db: usize,
+    now: i64,
+    clock: u32,
+    guards: smallvec::SmallVec<[((usize, usize), MutexGuard<'a, Shard>); 4]>,
+    /// Keys found expired (and deleted) by lookups: the caller reports them
+    /// (stats, notifications, propagation as DEL).
+    pub expired: Vec<Entry>,
+}
+
+impl<'a> Locked<'a> {
+    pub fn now(&self) -> i64 {
+        self.now
+    }
+
+    pub fn db(&self) -> usize {
+        self.db
+    }
+
+    fn shard(&mut self, db: usize, key: &[u8]) -> (&mut Shard, u64, &mut Vec<Entry>) {
+        let (s, h) = key_hash(key);
+        let i = self
+            .guards
+            .iter()
+            .position(|(id, _)| *id == (db, s))
+            .unwrap_or_else(|| panic!("shard of a key not locked by its command (db {db})"));
+        (&mut *self.guards[i].1, h, &mut self.expired)
+    }
+
+    /// Looks up a live key and marks it accessed.
+    pub fn get(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        self.get_in(self.db, key)
+    }
+
+    pub fn get_in(&mut self, db: usize, key: &[u8]) -> Option<EntryMut<'_>> {
+        let (now, clock) = (self.now, self.clock);
+        let (shard, h, expired) = self.shard(db, key);
+        let mut e = shard.get(h, key, now, expired)?;
+        e.get_mut().set_clock(clock);
+        Some(e)
+    }
+
+    /// Looks up a live key without marking it accessed (OBJECT, TYPE-like
+    /// introspection that Redis does with LOOKUP_NOTOUCH).
+    pub fn peek(&mut self, key: &[u8]) -> Option<EntryMut<'_>> {
+        let now = self.now;
+        let db = self.db;
+        let (shard, h, expired) = self.shard(db, key);
+        shard.get(h, key, now, expired)
+    }
+
+    /// Stores `value` under `key`, replacing any previous value; returns the
+    /// previous entry.
+    pub fn set(&mut self, key: &[u8], value: Value, expiry: Option<i64>) -> Option<Entry> {
+        self.set_in(self.db, key, value, expiry)
+    }
+
+    pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, expiry: Option<i64>) -> Option<Entry> {
+        let clock = self.clock;
+        let now = self.now;
+        let (shard, h, expired) = self.shard(db, key);
+        // A stale expired entry must not pass for a live previous value.
+        let _ = shard.get(h, key, now, expired);
+        shard.insert(h, key, Entry::new(key, value, expiry, clock))
+    }
+
+    pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
+        self.remove_in(self.db, key)
+    }
+
+    /// Removes a live key; an expired one is reclaimed and reported as such.
+    pub fn remove_in(&mut self, db: usize, key: &[u8]) -> Option<Entry> {
+        let now = self.now;
+        let (shard, h, expired) = self.shard(db, key);
+        shard.get(h, key, now, expired)?;
+        shard.remove(h, key)
+    }
+
+    pub fn exists(&mut self, key: &[u8]) -> bool {
+        self.peek(key).is_some()
+    }
+
+    /// Sets or clears the expiry of a live key; false when there is no key.
+    pub fn set_expiry(&mut self, key: &[u8], at: Option<i64>) -> bool {
+        let now = self.now;
+        let db = self.db;
+        let (shard, h, expired) = self.shard(db, key);
+        let Some(mut e) = shard.get(h, key, now, expired) else {
+            return false;
+        };
+        let had = e.expiry().is_some();
+        match at {
+            Some(at) if e.get_mut().set_expiry_in_place(at) => {}
+            None if !had => {}
+            _ => e.replace_with(|old| old.with_expiry(at)),
+        }
+        match (had, at.is_some()) {
+            (false, true) => shard.volatile += 1,
+            (true, false) => shard.volatile -= 1,
+            _ => {}
+        }
+        true
+    }
+}

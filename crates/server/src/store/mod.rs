@@ -1,0 +1,15 @@
+//! The data store: keyspace, entries and their encodings, expiry.
+//!
+//! The store knows nothing of sockets or replies: operations return values
+//! and errors, and command handlers turn them into replies.
+
+mod dict;
+pub mod entry;
+pub mod expire;
+mod keyspace;
+pub mod object;
+
+pub use dict::{Dict, EntryMut};
+pub use entry::{Entry, Value, ValueRef};
+pub use keyspace::{key_hash, lru_clock, Db, Keyspace, Locked, Shard, SHARDS};
+pub use object::Object;

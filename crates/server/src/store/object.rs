@@ -1,0 +1,26 @@
+//! Values that live outside their entry because they grow or change in
+//! place: long strings now, the collection types as they are added.
+
+/// A boxed value owned by an [`Entry`](super::entry::Entry).
+#[derive(Debug)]
+pub enum Object {
+    /// A string longer than an embedded one, or one built by APPEND or
+    /// SETRANGE (Redis's `raw` encoding).
+    Raw(Vec<u8>),
+}
+
+impl Object {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Object::Raw(_) => "string",
+        }
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            Object::Raw(_) => "raw",
+        }
+    }
+}
