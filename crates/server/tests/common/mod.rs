@@ -1,0 +1,132 @@
+//! Shared test harness: starts a real ferrokv (and, for differential tests,
+//! a real redis-server) on free ports, and stops them when dropped.
+#![allow(dead_code)]
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process listening on `port`, killed on drop.
+pub struct ServerProcess {
+    pub port: u16,
+    child: Child,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A scratch directory removed on drop, so tests leave nothing behind.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Dir {
+        pub fn new(tag: &str) -> Dir {
+            let path = std::env::temp_dir().join(format!(
+                "ferrokv-test-{tag}-{}-{}",
+                std::process::id(),
+                super::next_id()
+            ));
+            let _ = std::fs::create_dir_all(&path);
+            Dir(path)
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn next_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+fn wait_ready(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited during start-up: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what} did not start listening on port {port}");
+}
+
+impl ServerProcess {
+    /// Starts ferrokv with extra `--directive value` arguments.
+    pub fn ferrokv(extra: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let dir = tempdir::Dir::new("ferrokv");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+            .args(["--port", &port.to_string(), "--dir"])
+            .arg(&dir.0)
+            .args(["--loglevel", "warning"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start ferrokv");
+        wait_ready(port, &mut child, "ferrokv");
+        ServerProcess { port, child, _dir: dir }
+    }
+
+    /// Starts the reference redis-server (Redis 7.0) with persistence off.
+    /// Differential tests need it: install it with `apt-get install redis-server`.
+    pub fn redis(extra: &[&str]) -> ServerProcess {
+        let port = free_port();
+        let dir = tempdir::Dir::new("redis");
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .arg(&dir.0)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start redis-server (apt-get install redis-server)");
+        wait_ready(port, &mut child, "redis-server");
+        ServerProcess { port, child, _dir: dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("client for a local url")
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        self.client().get_connection().expect("connect")
+    }
+
+    /// Waits for the process to exit by itself, returning its exit code.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
