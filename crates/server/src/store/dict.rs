@@ -525,20 +525,25 @@ mod tests {
         let mut seen = HashSet::new();
         let mut v: u64 = 0;
         let mut extra = 10_000;
+        let mut removed = 10_000;
         loop {
             let mask = d.scan(v, |e| {
                 seen.insert(e.key().to_vec());
             });
-            // Grow then shrink the table while the scan runs.
-            for _ in 0..50 {
-                let k = key(extra);
-                extra += 1;
-                d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(0), None, 0));
-            }
-            if extra > 14_000 {
-                for i in 10_000..extra {
-                    let k = key(i);
-                    d.remove(key_hash(&k).1, &k);
+            // Grow, then shrink the table while the scan runs.
+            if extra < 14_000 {
+                for _ in 0..50 {
+                    let k = key(extra);
+                    extra += 1;
+                    d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(0), None, 0));
+                }
+            } else {
+                for _ in 0..200 {
+                    if removed < extra {
+                        let k = key(removed);
+                        d.remove(key_hash(&k).1, &k);
+                        removed += 1;
+                    }
                 }
             }
             v |= !mask;
