@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering::Relaxed,
+};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -53,9 +55,24 @@ pub struct Client {
     pub reply_off: bool,
     /// CLIENT REPLY SKIP: suppress the next command's reply.
     pub skip_next: bool,
+    /// Set by a blocking command that registered a wait.
+    pub wait: Option<tokio::sync::oneshot::Receiver<crate::blocking::Wake>>,
 }
 
 impl Client {
+    /// A stand-in for a blocked client, used to run its command on its
+    /// behalf when a key it waits on becomes ready.
+    pub fn on_behalf_of(shared: Arc<ClientShared>, db: usize) -> Client {
+        Client {
+            shared,
+            db,
+            authenticated: true,
+            reply_off: false,
+            skip_next: false,
+            wait: None,
+        }
+    }
+
     pub fn select(&mut self, db: usize) {
         self.db = db;
         self.shared.db.store(db, Relaxed);
@@ -102,6 +119,7 @@ impl Registry {
             authenticated: !requirepass,
             reply_off: false,
             skip_next: false,
+            wait: None,
         }
     }
 

@@ -11,6 +11,7 @@
 //! [`Server`] is the shared state every connection task holds; nothing is
 //! global except the process-wide hash seed.
 
+pub mod blocking;
 pub mod client;
 pub mod command;
 pub mod config;
@@ -37,6 +38,7 @@ pub struct Server {
     pub commands: command::CommandTable,
     pub stats: stats::Stats,
     pub clients: client::Registry,
+    pub blocking: blocking::Blocking,
     pub slowlog: slowlog::SlowLog,
     pub started: Instant,
     /// Told to every task when the server stops.
@@ -57,6 +59,7 @@ impl Server {
             commands: command::CommandTable::new(),
             stats: stats::Stats::default(),
             clients: client::Registry::default(),
+            blocking: blocking::Blocking::default(),
             slowlog: slowlog::SlowLog::default(),
             started: Instant::now(),
             shutdown,

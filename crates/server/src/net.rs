@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use ferrokv_resp::{Limits, Protocol, Reply, RequestParser};
+use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::blocking::{TimeoutReply, Wake};
 use crate::client::Client;
 use crate::command::{self, flags, Flow};
 use crate::Server;
@@ -50,7 +51,12 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
                 listeners.push(l);
             }
             Err(e) if optional => tracing::warn!("could not bind optional address {target}: {e}"),
-            Err(e) => return Err(std::io::Error::new(e.kind(), format!("could not bind {target}: {e}"))),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("could not bind {target}: {e}"),
+                ))
+            }
         }
     }
     Ok(listeners)
@@ -62,7 +68,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = stopped(&mut shutdown) => return,
         };
         let (stream, addr) = match accepted {
             Ok(x) => x,
@@ -90,7 +96,9 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr
     }
     if server.clients.len() as u64 >= server.config.maxclients.load(Relaxed) {
         server.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         return;
     }
     let laddr = stream.local_addr().unwrap_or(addr);
@@ -107,48 +115,158 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut parser = RequestParser::new();
     let mut reply = Reply::new(Protocol::Resp2);
+    // After a blocked command is served, commands already buffered run
+    // before the socket is read again.
+    let mut read_first = true;
     loop {
-        let wanted = parser.bytes_wanted(rbuf.len()).max(READ_CHUNK);
-        rbuf.reserve(wanted);
-        let idle = server.config.timeout_secs.load(Relaxed);
-        let read = tokio::select! {
-            r = stream.read_buf(&mut rbuf) => r,
-            _ = client.shared.kill.notified() => return,
-            _ = shutdown.wait_for(|s| *s) => return,
-            _ = idle_timeout(idle) => return,
-        };
-        match read {
-            Ok(0) | Err(_) => return,
-            Ok(n) => server.stats.net_input_bytes.fetch_add(n as u64, Relaxed),
-        };
+        if read_first {
+            let wanted = parser.bytes_wanted(rbuf.len()).max(READ_CHUNK);
+            rbuf.reserve(wanted);
+            let idle = server.config.timeout_secs.load(Relaxed);
+            let read = tokio::select! {
+                r = stream.read_buf(&mut rbuf) => r,
+                _ = client.shared.kill.notified() => return,
+                _ = stopped(&mut shutdown) => return,
+                _ = idle_timeout(idle) => return,
+            };
+            match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => server.stats.net_input_bytes.fetch_add(n as u64, Relaxed),
+            };
+        }
         let (consumed, flow) = process(server, client, &mut parser, &rbuf, &mut reply).await;
         rbuf.advance(consumed);
-        if !reply.buf.is_empty() {
-            if stream.write_all(&reply.buf).await.is_err() {
-                return;
-            }
-            server.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
-            reply.buf.clear();
-            if reply.buf.capacity() > KEEP_OUTPUT {
-                reply.buf.shrink_to(READ_CHUNK);
-            }
+        if !flush(server, stream, &mut reply).await {
+            return;
         }
+        read_first = true;
         match flow {
             Flow::Close => return,
             Flow::Shutdown => {
                 server.request_shutdown();
                 return;
             }
-            _ => {}
+            Flow::Block {
+                timeout,
+                on_timeout,
+            } => {
+                if !wait_blocked(
+                    server, stream, client, &mut rbuf, &mut reply, timeout, on_timeout,
+                )
+                .await
+                {
+                    return;
+                }
+                if !flush(server, stream, &mut reply).await {
+                    return;
+                }
+                read_first = false;
+            }
+            Flow::Continue | Flow::Sleep(_) => {}
         }
         if client.shared.killed.load(Relaxed) {
             return;
         }
         if rbuf.len() as u64 > server.config.query_buffer_limit.load(Relaxed) {
-            tracing::warn!("closing client {} that reached max query buffer length", client.shared.addr);
+            tracing::warn!(
+                "closing client {} that reached max query buffer length",
+                client.shared.addr
+            );
             return;
         }
     }
+}
+
+/// Writes the pending replies; false when the client has gone.
+async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bool {
+    if reply.buf.is_empty() {
+        return true;
+    }
+    if stream.write_all(&reply.buf).await.is_err() {
+        return false;
+    }
+    server
+        .stats
+        .net_output_bytes
+        .fetch_add(reply.buf.len() as u64, Relaxed);
+    reply.buf.clear();
+    if reply.buf.capacity() > KEEP_OUTPUT {
+        reply.buf.shrink_to(READ_CHUNK);
+    }
+    true
+}
+
+/// Waits while the client is blocked: until a writer serves it, its
+/// timeout passes, it is unblocked, or it goes away (then its waiter is
+/// removed and false is returned). Input that arrives meanwhile is kept
+/// for later, as Redis keeps it in the query buffer.
+async fn wait_blocked(
+    server: &Server,
+    stream: &mut TcpStream,
+    client: &mut Client,
+    rbuf: &mut BytesMut,
+    reply: &mut Reply,
+    timeout: Option<Duration>,
+    on_timeout: TimeoutReply,
+) -> bool {
+    let Some(mut rx) = client.wait.take() else {
+        return true;
+    };
+    let id = client.shared.id;
+    let mut shutdown = server.shutdown.subscribe();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let wake = loop {
+        let expired = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        rbuf.reserve(READ_CHUNK);
+        tokio::select! {
+            w = &mut rx => break w.ok(),
+            _ = expired => {
+                if server.blocking.cancel(id) {
+                    break Some(Wake::Timeout);
+                }
+                // Served just now: the reply is in the channel.
+                break rx.await.ok();
+            }
+            r = stream.read_buf(rbuf) => {
+                if matches!(r, Ok(0) | Err(_)) {
+                    server.blocking.cancel(id);
+                    return false;
+                }
+                if rbuf.len() as u64 > server.config.query_buffer_limit.load(Relaxed) {
+                    server.blocking.cancel(id);
+                    return false;
+                }
+            }
+            _ = client.shared.kill.notified() => {
+                server.blocking.cancel(id);
+                return false;
+            }
+            _ = stopped(&mut shutdown) => {
+                server.blocking.cancel(id);
+                return false;
+            }
+        }
+    };
+    match wake {
+        Some(Wake::Served(bytes)) => reply.raw(&bytes),
+        Some(Wake::Timeout) | None => match on_timeout {
+            TimeoutReply::NullArray => reply.null_array(),
+            TimeoutReply::NullBulk => reply.null(),
+        },
+        Some(Wake::Error) => reply.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+    }
+    true
+}
+
+/// Resolves once the server is stopping; yields nothing that borrows the
+/// channel, so it can sit in a select whose branches await.
+async fn stopped(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
 }
 
 async fn idle_timeout(secs: u64) {
@@ -202,7 +320,10 @@ async fn process(
 async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
     let mark = reply.buf.len();
     let skip = std::mem::take(&mut client.skip_next);
-    client.shared.last_interaction_ms.store(crate::now_ms(), Relaxed);
+    client
+        .shared
+        .last_interaction_ms
+        .store(crate::now_ms(), Relaxed);
     let flow = match server.commands.resolve(argv) {
         Err(e) => {
             reply.error(&e.text());

@@ -276,7 +276,10 @@ impl CommandTable {
 
     /// Top-level commands in table order.
     pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
-        self.entries.iter().filter(|(_, p)| p.is_none()).map(|(c, _)| *c)
+        self.entries
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(c, _)| *c)
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
@@ -398,12 +401,16 @@ impl CmdError {
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             CmdError::Syntax => "ERR syntax error".into(),
-            CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+            CmdError::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
             CmdError::NotFloat => "ERR value is not a valid float".into(),
             CmdError::Overflow => "ERR increment or decrement would overflow".into(),
             CmdError::NoSuchKey => "ERR no such key".into(),
-            CmdError::WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
+            CmdError::WrongArity(name) => {
+                format!("ERR wrong number of arguments for '{name}' command").into()
+            }
             CmdError::UnknownCommand(text) => text.as_str().into(),
             CmdError::NoAuth => "NOAUTH Authentication required.".into(),
             CmdError::Static(s) => (*s).into(),
@@ -422,6 +429,12 @@ pub enum Flow {
     Sleep(Duration),
     /// Stop the server (SHUTDOWN).
     Shutdown,
+    /// The command registered a wait (see crate::blocking); the connection
+    /// waits for it to be served, or for the timeout.
+    Block {
+        timeout: Option<Duration>,
+        on_timeout: crate::blocking::TimeoutReply,
+    },
 }
 
 /// Everything a handler may use: the server, its own client, its reply
@@ -433,6 +446,9 @@ pub struct Ctx<'a> {
     pub reply: &'a mut Reply,
     pub now_ms: i64,
     pub flow: Flow,
+    /// The command is being re-run for a blocked client by a writer: it
+    /// must not register a new wait.
+    serving: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -446,8 +462,47 @@ impl<'a> Ctx<'a> {
     /// The write hook: every command that changes a key calls it once per
     /// key, so that statistics (and later WATCH, notifications, blocked
     /// clients and propagation) see every change.
-    pub fn modified(&self, _key: &[u8]) {
-        self.server.stats.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    pub fn modified(&self, key: &[u8]) {
+        self.server
+            .stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.blocking.signal(self.client.db, key);
+    }
+
+    /// Like [`modified`](Self::modified) for a key of another database.
+    pub fn modified_in(&self, db: usize, key: &[u8]) {
+        self.server
+            .stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.blocking.signal(db, key);
+    }
+
+    /// Blocks the client on `keys` until a write makes one of them ready or
+    /// `timeout` passes. Call it while still holding the keys' locks, after
+    /// finding nothing to do; write no reply.
+    pub fn block(
+        &mut self,
+        keys: &[&[u8]],
+        argv: &[&[u8]],
+        timeout: Option<Duration>,
+        on_timeout: crate::blocking::TimeoutReply,
+    ) {
+        self.flow = Flow::Block {
+            timeout,
+            on_timeout,
+        };
+        if self.serving {
+            return;
+        }
+        self.client.wait = Some(self.server.blocking.register(
+            self.client.shared.clone(),
+            self.client.db,
+            keys.iter().map(|k| k.to_vec()).collect(),
+            argv.iter().map(|a| a.to_vec()).collect(),
+            self.reply.proto,
+        ));
     }
 
     /// Records keys that lookups found expired.
@@ -462,8 +517,28 @@ impl<'a> Ctx<'a> {
 }
 
 /// Runs a resolved command: authentication, then the handler, then the
-/// statistics and slow log. Rejections and errors are written as replies.
-pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, r: &Resolved, argv: &[&[u8]]) -> Flow {
+/// statistics and slow log, then any blocked clients its writes made
+/// ready. Rejections and errors are written as replies.
+pub fn execute(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    r: &Resolved,
+    argv: &[&[u8]],
+) -> Flow {
+    let flow = run(server, client, reply, r, argv, false);
+    serve_blocked(server);
+    flow
+}
+
+fn run(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    r: &Resolved,
+    argv: &[&[u8]],
+    serving: bool,
+) -> Flow {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &server.commands.stats[r.id];
     if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {
@@ -478,12 +553,17 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, r: &Reso
         reply,
         now_ms: crate::now_ms(),
         flow: Flow::Continue,
+        serving,
     };
     let result = (r.cmd.handler)(&mut ctx, argv);
     let flow = ctx.flow;
     if let Err(e) = result {
         stats.failed.fetch_add(1, Relaxed);
         reply.error(&e.text());
+    }
+    if matches!(flow, Flow::Block { .. }) {
+        // Counted when it is served, as Redis does.
+        return flow;
     }
     let usec = start.elapsed().as_micros() as u64;
     stats.calls.fetch_add(1, Relaxed);
@@ -493,4 +573,33 @@ pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, r: &Reso
         server.slowlog.record(server, client, argv, usec);
     }
     flow
+}
+
+/// Serves clients blocked on keys that writes have made ready, oldest
+/// first, re-running each one's command on its behalf. Commands run this
+/// way may make other keys ready (BLMOVE pushes), so it loops until no key
+/// is pending.
+fn serve_blocked(server: &Server) {
+    loop {
+        let ready = server.blocking.take_ready();
+        if ready.is_empty() {
+            return;
+        }
+        for (db, key) in ready {
+            for waiter in server.blocking.waiters_of(db, &key) {
+                let argv: Vec<&[u8]> = waiter.argv.iter().map(|a| a.as_slice()).collect();
+                let Ok(r) = server.commands.resolve(&argv) else {
+                    continue;
+                };
+                server.blocking.try_serve(&waiter, || {
+                    let mut client = Client::on_behalf_of(waiter.client.clone(), waiter.db);
+                    let mut reply = Reply::new(waiter.proto);
+                    match run(server, &mut client, &mut reply, &r, &argv, true) {
+                        Flow::Block { .. } => None,
+                        _ => Some(reply.buf),
+                    }
+                });
+            }
+        }
+    }
 }

@@ -55,7 +55,13 @@ impl Shard {
 
     /// Looks a key up, deleting it first if it has expired. `expired` is
     /// incremented for each key removed that way.
-    fn get(&mut self, h: u64, key: &[u8], now: i64, expired: &mut Vec<Entry>) -> Option<EntryMut<'_>> {
+    fn get(
+        &mut self,
+        h: u64,
+        key: &[u8],
+        now: i64,
+        expired: &mut Vec<Entry>,
+    ) -> Option<EntryMut<'_>> {
         match self.dict.lookup(h, key, now) {
             Lookup::Live(e) => Some(e),
             Lookup::Expired(e) => {
@@ -232,7 +238,12 @@ impl Keyspace {
 
     /// Locks shards given as (database, key) pairs, for commands that span
     /// databases (MOVE, COPY ... DB).
-    pub fn lock_across<'a>(&'a self, default_db: usize, keys: &[(usize, &[u8])], now: i64) -> Locked<'a> {
+    pub fn lock_across<'a>(
+        &'a self,
+        default_db: usize,
+        keys: &[(usize, &[u8])],
+        now: i64,
+    ) -> Locked<'a> {
         let mut want: smallvec::SmallVec<[(usize, usize); 4]> =
             keys.iter().map(|(db, k)| (*db, key_hash(k).0)).collect();
         want.sort_unstable();
@@ -331,7 +342,13 @@ impl<'a> Locked<'a> {
         self.set_in(self.db, key, value, expiry)
     }
 
-    pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, expiry: Option<i64>) -> Option<Entry> {
+    pub fn set_in(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expiry: Option<i64>,
+    ) -> Option<Entry> {
         let clock = self.clock;
         let now = self.now;
         let (shard, h, expired) = self.shard(db, key);
