@@ -214,7 +214,7 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
         }
         Kind::SavePolicy => {
             let parts: Vec<&str> = joined.split_whitespace().collect();
-            if parts.len() % 2 != 0 || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+            if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
                 return Err("Invalid save parameters".into());
             }
             Ok(parts.join(" "))
@@ -374,9 +374,7 @@ impl Config {
                 )
             })?;
             if dir.name == "dir" && std::env::set_current_dir(&canonical).is_err() {
-                return Err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
-                ));
+                return Err("ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".into());
             }
             staged.push((idx, canonical));
         }

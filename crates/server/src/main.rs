@@ -96,20 +96,44 @@ fn main() -> ExitCode {
             .unwrap_or(1),
         n => n as usize,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name("ferrokv-worker")
-        .enable_all()
-        .build()
-    {
+    let server = Server::new(config, threads);
+    let (loops, mut incoming) = ferrokv::net::Loops::new(threads);
+    let main_incoming = incoming.remove(0);
+    let mut loop_threads = Vec::new();
+    for (i, rx) in incoming.into_iter().enumerate() {
+        let server = server.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("ferrokv-loop-{}", i + 1))
+            .spawn(move || match runtime() {
+                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, rx)),
+                Err(e) => eprintln!("ferrokv: can't start an event loop: {e}"),
+            });
+        match spawned {
+            Ok(t) => loop_threads.push(t),
+            Err(e) => {
+                eprintln!("ferrokv: can't start an event loop thread: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let rt = match runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrokv: can't start the runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    let server = Server::new(config, threads);
-    match runtime.block_on(run(server)) {
+    let result = rt.block_on(async {
+        let main_loop = tokio::spawn(ferrokv::net::event_loop(server.clone(), main_incoming));
+        let result = run(server.clone(), Arc::new(loops)).await;
+        server.request_shutdown();
+        let _ = main_loop.await;
+        result
+    });
+    for t in loop_threads {
+        let _ = t.join();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e}");
@@ -119,14 +143,21 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(server: Arc<Server>) -> std::io::Result<()> {
+/// One event loop's runtime: single-threaded, timers and I/O enabled.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::Result<()> {
     let dir = server.config.get("dir");
     std::env::set_current_dir(&dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
     let listeners = ferrokv::net::bind(&server).await?;
     let addrs: Vec<String> = server.bound.lock().iter().map(|a| a.to_string()).collect();
     tracing::info!(
-        "ferrokv {} (Redis {} compatible) ready to accept connections on {} with {} worker thread(s)",
+        "ferrokv {} (Redis {} compatible) ready to accept connections on {} with {} event loop(s)",
         env!("CARGO_PKG_VERSION"),
         ferrokv::REDIS_VERSION,
         addrs.join(", "),
@@ -134,7 +165,11 @@ async fn run(server: Arc<Server>) -> std::io::Result<()> {
     );
     let mut tasks = Vec::new();
     for l in listeners {
-        tasks.push(tokio::spawn(ferrokv::net::serve(server.clone(), l)));
+        tasks.push(tokio::spawn(ferrokv::net::serve(
+            server.clone(),
+            l,
+            loops.clone(),
+        )));
     }
     let expirer = {
         let server = server.clone();
@@ -152,11 +187,6 @@ async fn run(server: Arc<Server>) -> std::io::Result<()> {
     server.request_shutdown();
     for t in tasks {
         let _ = t.await;
-    }
-    // Connection tasks see the same signal; give in-flight replies a moment.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(500);
-    while !server.clients.is_empty() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
     let _ = tokio::task::spawn_blocking(move || expirer.join()).await;
     tracing::warn!("ferrokv is now ready to exit, bye bye...");

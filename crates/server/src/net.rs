@@ -9,7 +9,7 @@
 //! and unregisters itself on the way out.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +18,8 @@ use ferrokv_resp::{Limits, Protocol, Reply, RequestParser};
 use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 use crate::blocking::{TimeoutReply, Wake};
 use crate::client::Client;
@@ -62,8 +64,42 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
+/// Hands accepted connections to the event loops, round-robin.
+///
+/// Each event loop is a single-threaded runtime on its own OS thread, and
+/// a connection stays on the loop it was given: no work stealing, so a
+/// request costs what it costs in Redis's event loop (one wake-up, one
+/// read, one write), while the loops together use every core. The store
+/// is shared by all loops through its shard locks.
+pub struct Loops {
+    senders: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
+    next: AtomicUsize,
+}
+
+type Incoming = mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>;
+
+impl Loops {
+    /// `n` loops: the dispatcher, and the receiving end for each loop.
+    pub fn new(n: usize) -> (Loops, Vec<Incoming>) {
+        let (senders, receivers) = (0..n.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        (
+            Loops {
+                senders,
+                next: AtomicUsize::new(0),
+            },
+            receivers,
+        )
+    }
+
+    fn dispatch(&self, stream: std::net::TcpStream, addr: SocketAddr) {
+        let i = self.next.fetch_add(1, Relaxed) % self.senders.len();
+        // A loop only goes away at shutdown; the connection then just closes.
+        let _ = self.senders[i].send((stream, addr));
+    }
+}
+
 /// Accepts connections until shutdown.
-pub async fn serve(server: Arc<Server>, listener: TcpListener) {
+pub async fn serve(server: Arc<Server>, listener: TcpListener, loops: Arc<Loops>) {
     let mut shutdown = server.shutdown.subscribe();
     loop {
         let accepted = tokio::select! {
@@ -80,11 +116,37 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener) {
             }
         };
         server.stats.connections_received.fetch_add(1, Relaxed);
-        let server = server.clone();
-        tokio::spawn(async move {
-            connection(server, stream, addr).await;
-        });
+        match stream.into_std() {
+            Ok(stream) => loops.dispatch(stream, addr),
+            Err(e) => tracing::warn!("could not hand over a connection: {e}"),
+        }
     }
+}
+
+/// Runs one event loop: serves the connections handed to it until the
+/// server stops, then gives them a moment to finish their replies.
+pub async fn event_loop(server: Arc<Server>, mut incoming: Incoming) {
+    let mut shutdown = server.shutdown.subscribe();
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            conn = incoming.recv() => {
+                let Some((stream, addr)) = conn else { break };
+                match TcpStream::from_std(stream) {
+                    Ok(stream) => {
+                        tasks.spawn(connection(server.clone(), stream, addr));
+                    }
+                    Err(e) => tracing::warn!("could not register a connection: {e}"),
+                }
+            }
+            Some(_) = tasks.join_next() => {}
+            _ = stopped(&mut shutdown) => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
 }
 
 async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr) {

@@ -98,6 +98,10 @@ impl Shard {
         self.dict.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.dict.is_empty()
+    }
+
     pub fn volatile(&self) -> usize {
         self.volatile
     }
@@ -148,6 +152,10 @@ impl Db {
     /// Number of keys (expired keys not yet reclaimed included, as in Redis).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
     }
 
     /// (keys, keys with an expiry) for INFO keyspace.
@@ -283,13 +291,16 @@ pub fn lru_clock(now_ms: i64) -> u32 {
     ((now_ms / 1000) as u32) & 0xff_ffff
 }
 
+/// A held shard lock with its (database, shard) position.
+type ShardGuard<'a> = ((usize, usize), MutexGuard<'a, Shard>);
+
 /// The shards a command holds, with the key operations it may perform on
 /// them. Keys must belong to shards locked when this was made.
 pub struct Locked<'a> {
     db: usize,
     now: i64,
     clock: u32,
-    guards: smallvec::SmallVec<[((usize, usize), MutexGuard<'a, Shard>); 4]>,
+    guards: smallvec::SmallVec<[ShardGuard<'a>; 4]>,
     /// Keys found expired (and deleted) by lookups: the caller reports them
     /// (stats, notifications, propagation as DEL).
     pub expired: Vec<Entry>,
