@@ -57,6 +57,21 @@ pub struct Client {
     pub skip_next: bool,
     /// Set by a blocking command that registered a wait.
     pub wait: Option<tokio::sync::oneshot::Receiver<crate::blocking::Wake>>,
+    /// Commands queued since MULTI.
+    pub multi: Option<Multi>,
+    /// Keys watched with WATCH, and whether one of them has changed.
+    pub watched: Vec<(usize, Vec<u8>)>,
+    pub cas_dirty: Arc<AtomicBool>,
+    /// The event loop's gate (see crate::gate).
+    pub gate: usize,
+}
+
+/// A transaction being queued.
+#[derive(Default)]
+pub struct Multi {
+    pub commands: Vec<Vec<Vec<u8>>>,
+    /// A command was rejected while queueing: EXEC will fail.
+    pub aborted: bool,
 }
 
 impl Client {
@@ -70,7 +85,18 @@ impl Client {
             reply_off: false,
             skip_next: false,
             wait: None,
+            multi: None,
+            watched: Vec::new(),
+            cas_dirty: Arc::new(AtomicBool::new(false)),
+            gate: 0,
         }
+    }
+
+    /// Drops every WATCH (UNWATCH, EXEC, DISCARD, RESET, disconnect).
+    pub fn unwatch_all(&mut self, server: &crate::Server) {
+        server.watches.unwatch(self.shared.id, &self.watched);
+        self.watched.clear();
+        self.cas_dirty.store(false, Relaxed);
     }
 
     pub fn select(&mut self, db: usize) {
@@ -120,6 +146,10 @@ impl Registry {
             reply_off: false,
             skip_next: false,
             wait: None,
+            multi: None,
+            watched: Vec::new(),
+            cas_dirty: Arc::new(AtomicBool::new(false)),
+            gate: 0,
         }
     }
 

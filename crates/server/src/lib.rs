@@ -15,12 +15,14 @@ pub mod blocking;
 pub mod client;
 pub mod command;
 pub mod config;
+pub mod gate;
 pub mod glob;
 pub mod logging;
 pub mod net;
 pub mod slowlog;
 pub mod stats;
 pub mod store;
+pub mod watch;
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -39,6 +41,9 @@ pub struct Server {
     pub stats: stats::Stats,
     pub clients: client::Registry,
     pub blocking: blocking::Blocking,
+    pub watches: watch::Watches,
+    /// One gate per event loop, and one for the expiry thread (the last).
+    pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
     pub started: Instant,
     /// Told to every task when the server stops.
@@ -60,6 +65,8 @@ impl Server {
             stats: stats::Stats::default(),
             clients: client::Registry::default(),
             blocking: blocking::Blocking::default(),
+            watches: watch::Watches::default(),
+            gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
             started: Instant::now(),
             shutdown,

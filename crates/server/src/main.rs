@@ -105,7 +105,7 @@ fn main() -> ExitCode {
         let spawned = std::thread::Builder::new()
             .name(format!("ferrokv-loop-{}", i + 1))
             .spawn(move || match runtime() {
-                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, rx)),
+                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i + 1, rx)),
                 Err(e) => eprintln!("ferrokv: can't start an event loop: {e}"),
             });
         match spawned {
@@ -124,7 +124,7 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        let main_loop = tokio::spawn(ferrokv::net::event_loop(server.clone(), main_incoming));
+        let main_loop = tokio::spawn(ferrokv::net::event_loop(server.clone(), 0, main_incoming));
         let result = run(server.clone(), Arc::new(loops)).await;
         server.request_shutdown();
         let _ = main_loop.await;

@@ -125,7 +125,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, loops: Arc<Loops>
 
 /// Runs one event loop: serves the connections handed to it until the
 /// server stops, then gives them a moment to finish their replies.
-pub async fn event_loop(server: Arc<Server>, mut incoming: Incoming) {
+pub async fn event_loop(server: Arc<Server>, index: usize, mut incoming: Incoming) {
     let mut shutdown = server.shutdown.subscribe();
     let mut tasks = JoinSet::new();
     loop {
@@ -134,7 +134,7 @@ pub async fn event_loop(server: Arc<Server>, mut incoming: Incoming) {
                 let Some((stream, addr)) = conn else { break };
                 match TcpStream::from_std(stream) {
                     Ok(stream) => {
-                        tasks.spawn(connection(server.clone(), stream, addr));
+                        tasks.spawn(connection(server.clone(), stream, addr, index));
                     }
                     Err(e) => tracing::warn!("could not register a connection: {e}"),
                 }
@@ -149,7 +149,7 @@ pub async fn event_loop(server: Arc<Server>, mut incoming: Incoming) {
     .await;
 }
 
-async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr) {
+async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr, gate: usize) {
     let _ = stream.set_nodelay(true);
     let keepalive = server.config.get_i64("tcp-keepalive");
     if keepalive > 0 {
@@ -166,8 +166,10 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr
     let laddr = stream.local_addr().unwrap_or(addr);
     let requirepass = server.config.requirepass_set.load(Relaxed);
     let mut client = server.clients.register(addr, laddr, requirepass);
+    client.gate = gate;
     let id = client.shared.id;
     run_client(&server, &mut stream, &mut client).await;
+    client.unwatch_all(&server);
     server.clients.unregister(id);
 }
 
@@ -386,26 +388,58 @@ async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &
         .shared
         .last_interaction_ms
         .store(crate::now_ms(), Relaxed);
-    let flow = match server.commands.resolve(argv) {
+    let flow = match pipeline(server, client, argv, reply).await {
+        Ok(flow) => flow,
         Err(e) => {
+            // A command rejected while queueing dooms the transaction.
+            if let Some(multi) = client.multi.as_mut() {
+                multi.aborted = true;
+            }
             reply.error(&e.text());
             Flow::Continue
-        }
-        Ok(r) => {
-            let write = r.cmd.has(flags::WRITE) || r.cmd.has(flags::MAY_REPLICATE);
-            while let Some(until) = server.clients.paused_until(write) {
-                let wait = Duration::from_millis((until - crate::now_ms()).max(1) as u64);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = server.clients.unpaused.notified() => {}
-                }
-            }
-            client.shared.last_cmd.store(r.id, Relaxed);
-            command::execute(server, client, reply, &r, argv)
         }
     };
     if skip || client.reply_off {
         reply.buf.truncate(mark);
     }
     flow
+}
+
+/// The ordered checks every request goes through, as Redis's
+/// processCommand: lookup and arity, admission (auth, MULTI rules), MULTI
+/// queueing, CLIENT PAUSE, then execution under the gate.
+async fn pipeline(
+    server: &Server,
+    client: &mut Client,
+    argv: &[&[u8]],
+    reply: &mut Reply,
+) -> Result<Flow, command::CmdError> {
+    let r = server.commands.resolve(argv)?;
+    command::admit(server, client, &r)?;
+    if let Some(multi) = client.multi.as_mut() {
+        if !r.cmd.has(flags::TXN_CONTROL) {
+            multi
+                .commands
+                .push(argv.iter().map(|a| a.to_vec()).collect());
+            reply.simple("QUEUED");
+            return Ok(Flow::Continue);
+        }
+    }
+    let write = r.cmd.has(flags::WRITE) || r.cmd.has(flags::MAY_REPLICATE);
+    while let Some(until) = server.clients.paused_until(write) {
+        let wait = Duration::from_millis((until - crate::now_ms()).max(1) as u64);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = server.clients.unpaused.notified() => {}
+        }
+    }
+    client.shared.last_cmd.store(r.id, Relaxed);
+    let flow = if r.cmd.has(flags::EXCLUSIVE) {
+        let _all = server.gates.exclusive();
+        command::execute(server, client, reply, &r, argv)
+    } else {
+        let _mine = server.gates.shared(client.gate);
+        command::execute(server, client, reply, &r, argv)
+    };
+    Ok(flow)
 }

@@ -15,6 +15,7 @@ mod connection;
 mod keys;
 mod server;
 mod strings;
+mod transactions;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -43,6 +44,12 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// ferrokv's own: runs with every other command held off (EXEC).
+    /// Not shown by COMMAND.
+    pub const EXCLUSIVE: u32 = 1 << 30;
+    /// ferrokv's own: runs at once inside MULTI instead of being queued
+    /// (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET). Not shown by COMMAND.
+    pub const TXN_CONTROL: u32 = 1 << 31;
 
     /// Names in the order Redis lists them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -216,6 +223,7 @@ const FAMILIES: &[&[Command]] = &[
     keys::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
+    transactions::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.
@@ -449,6 +457,8 @@ pub struct Ctx<'a> {
     /// The command is being re-run for a blocked client by a writer: it
     /// must not register a new wait.
     serving: bool,
+    /// The command runs inside EXEC: it must not block.
+    in_transaction: bool,
 }
 
 impl<'a> Ctx<'a> {
@@ -463,11 +473,7 @@ impl<'a> Ctx<'a> {
     /// key, so that statistics (and later WATCH, notifications, blocked
     /// clients and propagation) see every change.
     pub fn modified(&self, key: &[u8]) {
-        self.server
-            .stats
-            .dirty
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.server.blocking.signal(self.client.db, key);
+        self.modified_in(self.client.db, key);
     }
 
     /// Like [`modified`](Self::modified) for a key of another database.
@@ -476,6 +482,7 @@ impl<'a> Ctx<'a> {
             .stats
             .dirty
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.watches.touch(db, key);
         self.server.blocking.signal(db, key);
     }
 
@@ -489,6 +496,14 @@ impl<'a> Ctx<'a> {
         timeout: Option<Duration>,
         on_timeout: crate::blocking::TimeoutReply,
     ) {
+        if self.in_transaction {
+            // Inside MULTI/EXEC a blocking command times out at once.
+            match on_timeout {
+                crate::blocking::TimeoutReply::NullArray => self.reply.null_array(),
+                crate::blocking::TimeoutReply::NullBulk => self.reply.null(),
+            }
+            return;
+        }
         self.flow = Flow::Block {
             timeout,
             on_timeout,
@@ -505,20 +520,49 @@ impl<'a> Ctx<'a> {
         ));
     }
 
-    /// Records keys that lookups found expired.
+    /// Releases a command's locks and reports the keys its lookups found
+    /// expired (they were deleted: statistics and watchers must know).
     pub fn finish(&self, locked: crate::store::Locked<'_>) {
-        if !locked.expired.is_empty() {
-            self.server.stats.expired_keys.fetch_add(
-                locked.expired.len() as u64,
-                std::sync::atomic::Ordering::Relaxed,
-            );
+        let db = locked.db();
+        let expired = locked.into_expired();
+        if !expired.is_empty() {
+            self.server
+                .stats
+                .expired_keys
+                .fetch_add(expired.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for e in &expired {
+                self.server.watches.touch(db, e.key());
+            }
         }
     }
 }
 
-/// Runs a resolved command: authentication, then the handler, then the
-/// statistics and slow log, then any blocked clients its writes made
-/// ready. Rejections and errors are written as replies.
+/// Checks whether a resolved command may run for this client now; the
+/// error is the rejection Redis replies. Queued and executed commands pass
+/// through here alike, so a rejection is counted once, in one place.
+pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdError> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let rejected = if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {
+        Some(CmdError::NoAuth)
+    } else if client.multi.is_some() && r.cmd.has(flags::NO_MULTI) {
+        Some(CmdError::Static(
+            "ERR Command not allowed inside a transaction",
+        ))
+    } else {
+        None
+    };
+    match rejected {
+        Some(e) => {
+            server.commands.stats[r.id].rejected.fetch_add(1, Relaxed);
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Runs an admitted command: the handler, then the statistics and slow
+/// log, then any blocked clients its writes made ready. Errors are
+/// written as replies.
 pub fn execute(
     server: &Server,
     client: &mut Client,
@@ -526,9 +570,21 @@ pub fn execute(
     r: &Resolved,
     argv: &[&[u8]],
 ) -> Flow {
-    let flow = run(server, client, reply, r, argv, false);
+    let flow = run(server, client, reply, r, argv, false, false);
     serve_blocked(server);
     flow
+}
+
+/// Runs one queued command inside EXEC (blocked clients are served once
+/// the whole transaction is done).
+pub fn run_in_transaction(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    r: &Resolved,
+    argv: &[&[u8]],
+) -> Flow {
+    run(server, client, reply, r, argv, false, true)
 }
 
 fn run(
@@ -538,14 +594,10 @@ fn run(
     r: &Resolved,
     argv: &[&[u8]],
     serving: bool,
+    in_transaction: bool,
 ) -> Flow {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &server.commands.stats[r.id];
-    if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {
-        stats.rejected.fetch_add(1, Relaxed);
-        reply.error(&CmdError::NoAuth.text());
-        return Flow::Continue;
-    }
     let start = Instant::now();
     let mut ctx = Ctx {
         server,
@@ -554,6 +606,7 @@ fn run(
         now_ms: crate::now_ms(),
         flow: Flow::Continue,
         serving,
+        in_transaction,
     };
     let result = (r.cmd.handler)(&mut ctx, argv);
     let flow = ctx.flow;
@@ -594,7 +647,7 @@ fn serve_blocked(server: &Server) {
                 server.blocking.try_serve(&waiter, || {
                     let mut client = Client::on_behalf_of(waiter.client.clone(), waiter.db);
                     let mut reply = Reply::new(waiter.proto);
-                    match run(server, &mut client, &mut reply, &r, &argv, true) {
+                    match run(server, &mut client, &mut reply, &r, &argv, true, false) {
                         Flow::Block { .. } => None,
                         _ => Some(reply.buf),
                     }

@@ -43,7 +43,14 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
         for shard in 0..crate::store::SHARDS {
             loop {
                 let now = crate::now_ms();
-                let (checked, gone) = db.shard(shard).expire_step(BUCKETS_PER_STEP, now);
+                let (checked, gone) = {
+                    // Transactions see no key vanish halfway through.
+                    let _gate = server.gates.shared(server.gates.len() - 1);
+                    db.shard(shard).expire_step(BUCKETS_PER_STEP, now)
+                };
+                for e in &gone {
+                    server.watches.touch(db_index, e.key());
+                }
                 let removed = gone.len();
                 if removed > 0 {
                     server.stats.expired_keys.fetch_add(removed as u64, Relaxed);

@@ -306,6 +306,14 @@ pub struct Locked<'a> {
     pub expired: Vec<Entry>,
 }
 
+impl Locked<'_> {
+    /// Releases the locks, handing back the entries lookups found expired
+    /// so they are freed and reported outside the locks.
+    pub fn into_expired(self) -> Vec<Entry> {
+        self.expired
+    }
+}
+
 impl<'a> Locked<'a> {
     pub fn now(&self) -> i64 {
         self.now

@@ -1,0 +1,173 @@
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//!
+//! While a client is in MULTI the dispatcher queues its commands (see
+//! net::dispatch); EXEC runs them with the exclusive gate held (its table
+//! entry carries `flags::EXCLUSIVE`), so no other client's command runs
+//! in between, on any core. Errors found while queueing abort the
+//! transaction with EXECABORT; errors while running are replied in place.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::{acl, flags, CmdError, Command, Ctx, NO_KEYS};
+
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: super::Keys,
+    handler: super::Handler,
+    summary: &'static str,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        keys,
+        acl: acl::TRANSACTION,
+        handler,
+        subcommands: &[],
+        group: "transactions",
+        summary,
+        since: "1.2.0",
+    }
+}
+
+const CONTROL: u32 = flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::TXN_CONTROL;
+
+pub const COMMANDS: &[Command] = &[
+    cmd(
+        "multi",
+        1,
+        CONTROL | flags::FAST | flags::ALLOW_BUSY,
+        NO_KEYS,
+        multi,
+        "Start a transaction",
+    ),
+    cmd(
+        "exec",
+        1,
+        CONTROL | flags::SKIP_SLOWLOG | flags::EXCLUSIVE,
+        NO_KEYS,
+        exec,
+        "Execute all commands issued after MULTI",
+    ),
+    cmd(
+        "discard",
+        1,
+        CONTROL | flags::FAST | flags::ALLOW_BUSY,
+        NO_KEYS,
+        discard,
+        "Discard all commands issued after MULTI",
+    ),
+    cmd(
+        "watch",
+        -2,
+        CONTROL | flags::FAST | flags::ALLOW_BUSY,
+        super::Keys {
+            first: 1,
+            last: -1,
+            step: 1,
+        },
+        watch,
+        "Watch the given keys to determine execution of the MULTI/EXEC block",
+    ),
+    cmd(
+        "unwatch",
+        1,
+        flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::FAST | flags::ALLOW_BUSY,
+        NO_KEYS,
+        unwatch,
+        "Forget about all watched keys",
+    ),
+];
+
+/// MULTI: +OK; the following commands are queued until EXEC.
+fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::Static("ERR MULTI calls can not be nested"));
+    }
+    ctx.client.multi = Some(Default::default());
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// DISCARD: +OK, dropping the queued commands and the watches.
+fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    if ctx.client.multi.take().is_none() {
+        return Err(CmdError::Static("ERR DISCARD without MULTI"));
+    }
+    ctx.client.unwatch_all(ctx.server);
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// EXEC: an array with each queued command's reply; a null array when a
+/// watched key changed; EXECABORT when queueing failed.
+fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    let Some(queued) = ctx.client.multi.take() else {
+        return Err(CmdError::Static("ERR EXEC without MULTI"));
+    };
+    let dirty = ctx.client.cas_dirty.load(Relaxed) || watched_key_expired(ctx);
+    ctx.client.unwatch_all(ctx.server);
+    if queued.aborted {
+        return Err(CmdError::Static(
+            "EXECABORT Transaction discarded because of previous errors.",
+        ));
+    }
+    if dirty {
+        ctx.reply.null_array();
+        return Ok(());
+    }
+    ctx.reply.array(queued.commands.len());
+    for argv in &queued.commands {
+        let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        match ctx.server.commands.resolve(&argv) {
+            Ok(r) => {
+                let flow = super::run_in_transaction(ctx.server, ctx.client, ctx.reply, &r, &argv);
+                if flow != super::Flow::Continue {
+                    ctx.flow = flow;
+                }
+            }
+            // Queueing resolved it already; only a table change could fail.
+            Err(e) => ctx.reply.error(&e.text()),
+        }
+    }
+    Ok(())
+}
+
+/// Redis aborts EXEC when a watched key has expired since WATCH, even if
+/// no command has deleted it yet.
+fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
+    ctx.client.watched.iter().any(|(db, key)| {
+        let mut locked = ctx.server.keyspace.lock(*db, &[key], ctx.now_ms);
+        let gone = locked.get_in(*db, key).is_none() && !locked.expired.is_empty();
+        ctx.finish(locked);
+        gone
+    })
+}
+
+/// WATCH key [key ...]: +OK.
+fn watch(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    if ctx.client.multi.is_some() {
+        return Err(CmdError::Static("ERR WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.client.db;
+    for key in &argv[1..] {
+        if ctx.client.watched.iter().any(|(d, k)| *d == db && k == key) {
+            continue;
+        }
+        ctx.server
+            .watches
+            .watch(ctx.client.shared.id, &ctx.client.cas_dirty, db, key);
+        ctx.client.watched.push((db, key.to_vec()));
+    }
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// UNWATCH: +OK.
+fn unwatch(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    ctx.client.unwatch_all(ctx.server);
+    ctx.reply.ok();
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The exclusive gate: how EXEC (and later scripts) run with every other
+//! command held off, on all cores, without a global lock on the hot path.
+//!
+//! Every event loop (and the expiry thread) has its own reader-writer lock,
+//! each on its own cache line. An ordinary command takes its own loop's
+//! lock for reading, which nothing else touches, so it costs an uncontended
+//! atomic. An exclusive command takes every lock for writing, in index
+//! order, so it waits for the commands running on other loops to finish and
+//! keeps new ones out until it is done: the same isolation Redis's single
+//! thread gives a transaction.
+
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+#[repr(align(128))]
+struct Padded(RwLock<()>);
+
+pub struct Gates {
+    gates: Box<[Padded]>,
+}
+
+/// Holds off exclusive commands while an ordinary command runs.
+pub type Shared<'a> = RwLockReadGuard<'a, ()>;
+
+/// Holds off every other command while an exclusive one runs.
+pub struct Exclusive<'a> {
+    _guards: Vec<RwLockWriteGuard<'a, ()>>,
+}
+
+impl Gates {
+    /// `n` gates: one per event loop plus one per background task that
+    /// touches the keyspace.
+    pub fn new(n: usize) -> Gates {
+        Gates {
+            gates: (0..n.max(1)).map(|_| Padded(RwLock::new(()))).collect(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.gates.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.gates.is_empty()
+    }
+
+    pub fn shared(&self, index: usize) -> Shared<'_> {
+        self.gates[index % self.gates.len()].0.read()
+    }
+
+    pub fn exclusive(&self) -> Exclusive<'_> {
+        Exclusive {
+            _guards: self.gates.iter().map(|g| g.0.write()).collect(),
+        }
+    }
+}
