@@ -392,14 +392,21 @@ mod tests {
             (b"set 'a'b c\r\n", "unbalanced quotes in request"),
         ];
         for (input, text) in cases {
-            assert_eq!(parse_all(input), Err(ProtocolError(text.to_string())), "{input:?}");
+            assert_eq!(
+                parse_all(input),
+                Err(ProtocolError(text.to_string())),
+                "{input:?}"
+            );
         }
     }
 
     #[test]
     fn inline_escapes() {
         let got = parse_all(b"ECHO \"\\x41\\n\" 'it\\'s'\n").unwrap();
-        assert_eq!(got, vec![vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]]);
+        assert_eq!(
+            got,
+            vec![vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]]
+        );
     }
 
     #[test]

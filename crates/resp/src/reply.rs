@@ -62,8 +62,10 @@ impl Reply {
     /// string cannot break the framing.
     pub fn error(&mut self, s: &str) {
         self.buf.push(b'-');
-        self.buf
-            .extend(s.bytes().map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }));
+        self.buf.extend(
+            s.bytes()
+                .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+        );
         self.buf.extend_from_slice(b"\r\n");
     }
 
@@ -128,7 +130,9 @@ impl Reply {
     pub fn bool(&mut self, v: bool) {
         match self.proto {
             Protocol::Resp2 => self.int(v as i64),
-            Protocol::Resp3 => self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" }),
+            Protocol::Resp3 => self
+                .buf
+                .extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" }),
         }
     }
 
@@ -209,7 +213,11 @@ pub fn format_double(d: f64) -> String {
         return if d > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if d == 0.0 {
-        return if d.is_sign_negative() { "-0".into() } else { "0".into() };
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
     // 17 significant digits in scientific form, then laid out as %g would.
     let sci = format!("{:.16e}", d);

@@ -15,9 +15,15 @@ use parking_lot::RwLock;
 #[derive(Clone, Copy, Debug)]
 pub enum Kind {
     Bool,
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// A byte count that may carry Redis's unit suffixes (k, kb, m, mb, g, gb).
-    Memory { min: i64, max: i64 },
+    Memory {
+        min: i64,
+        max: i64,
+    },
     Enum(&'static [&'static str]),
     Str,
     /// One or more words (bind addresses).
@@ -59,16 +65,69 @@ pub const DIRECTIVES: &[Directive] = &[
     d("dir", Kind::Str, ".", true),
     d("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
     d("logfile", Kind::Str, "", false),
-    d("proto-max-bulk-len", Kind::Memory { min: 1024 * 1024, max: i64::MAX }, "536870912", true),
-    d("client-query-buffer-limit", Kind::Memory { min: 1024 * 1024, max: i64::MAX }, "1073741824", true),
-    d("maxclients", Kind::Int { min: 1, max: i32::MAX as i64 }, "10000", true),
+    d(
+        "proto-max-bulk-len",
+        Kind::Memory {
+            min: 1024 * 1024,
+            max: i64::MAX,
+        },
+        "536870912",
+        true,
+    ),
+    d(
+        "client-query-buffer-limit",
+        Kind::Memory {
+            min: 1024 * 1024,
+            max: i64::MAX,
+        },
+        "1073741824",
+        true,
+    ),
+    d(
+        "maxclients",
+        Kind::Int {
+            min: 1,
+            max: i32::MAX as i64,
+        },
+        "10000",
+        true,
+    ),
     d("timeout", INT, "0", true),
     d("tcp-keepalive", INT, "300", true),
     d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
-    d("slowlog-log-slower-than", Kind::Int { min: -1, max: i64::MAX }, "10000", true),
-    d("slowlog-max-len", Kind::Int { min: 0, max: i64::MAX }, "128", true),
-    d("latency-monitor-threshold", Kind::Int { min: 0, max: i64::MAX }, "0", true),
-    d("server-threads", Kind::Int { min: 0, max: 1024 }, "0", false),
+    d(
+        "slowlog-log-slower-than",
+        Kind::Int {
+            min: -1,
+            max: i64::MAX,
+        },
+        "10000",
+        true,
+    ),
+    d(
+        "slowlog-max-len",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "latency-monitor-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "0",
+        true,
+    ),
+    d(
+        "server-threads",
+        Kind::Int { min: 0, max: 1024 },
+        "0",
+        false,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("save", Kind::SavePolicy, "", false),
@@ -76,7 +135,9 @@ pub const DIRECTIVES: &[Directive] = &[
 ];
 
 fn find(name: &str) -> Option<usize> {
-    DIRECTIVES.iter().position(|d| d.name.eq_ignore_ascii_case(name))
+    DIRECTIVES
+        .iter()
+        .position(|d| d.name.eq_ignore_ascii_case(name))
 }
 
 /// Parses a memory value the way Redis's `memtoull` does.
@@ -114,16 +175,22 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
             _ => Err("argument must be 'yes' or 'no'".into()),
         },
         Kind::Int { min, max } => {
-            let n: i64 = single()?.parse().map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
+            let n: i64 = single()?
+                .parse()
+                .map_err(|_| "argument couldn't be parsed into an integer".to_string())?;
             if n < min || n > max {
-                return Err(format!("argument must be between {min} and {max} inclusive"));
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
             }
             Ok(n.to_string())
         }
         Kind::Memory { min, max } => {
             let n = parse_memory(single()?).ok_or("argument must be a memory value")?;
             if n < min || n > max {
-                return Err(format!("argument must be between {min} and {max} inclusive"));
+                return Err(format!(
+                    "argument must be between {min} and {max} inclusive"
+                ));
             }
             Ok(n.to_string())
         }
@@ -132,7 +199,10 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
             if allowed.contains(&v.as_str()) {
                 Ok(v)
             } else {
-                Err(format!("argument(s) must be one of the following: {}", allowed.join(", ")))
+                Err(format!(
+                    "argument(s) must be one of the following: {}",
+                    allowed.join(", ")
+                ))
             }
         }
         Kind::Str => Ok(single()?.to_string()),
@@ -193,7 +263,11 @@ pub struct Config {
 impl Config {
     /// Builds the configuration from a config file's text and command-line
     /// directives (`--port 7000` style, already joined into lines).
-    pub fn load(file: Option<PathBuf>, file_text: &str, cli_text: &str) -> Result<Config, StartupError> {
+    pub fn load(
+        file: Option<PathBuf>,
+        file_text: &str,
+        cli_text: &str,
+    ) -> Result<Config, StartupError> {
         let mut values: Vec<String> = DIRECTIVES.iter().map(|d| d.default.to_string()).collect();
         for (i, line) in file_text.lines().chain(cli_text.lines()).enumerate() {
             let trimmed = line.trim();
@@ -208,7 +282,10 @@ impl Config {
                     reason: "Unbalanced quotes in configuration line".into(),
                 });
             }
-            let words: Vec<String> = words.iter().map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+            let words: Vec<String> = words
+                .iter()
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
             let fail = |reason: String| StartupError {
                 line: i + 1,
                 text: trimmed.into(),
@@ -237,7 +314,9 @@ impl Config {
     }
 
     pub fn get(&self, name: &str) -> String {
-        find(name).map(|i| self.values.read()[i].clone()).unwrap_or_default()
+        find(name)
+            .map(|i| self.values.read()[i].clone())
+            .unwrap_or_default()
     }
 
     pub fn get_i64(&self, name: &str) -> i64 {
@@ -268,26 +347,36 @@ impl Config {
             let name = String::from_utf8_lossy(name);
             let value = String::from_utf8_lossy(value).into_owned();
             let Some(idx) = find(&name) else {
-                return Err(format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'"));
+                return Err(format!(
+                    "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
+                ));
             };
             if staged.iter().any(|(i, _)| *i == idx) {
-                return Err(format!("ERR Duplicate parameter - '{}'", DIRECTIVES[idx].name));
+                return Err(format!(
+                    "ERR Duplicate parameter - '{}'",
+                    DIRECTIVES[idx].name
+                ));
             }
             let dir = &DIRECTIVES[idx];
             if !dir.mutable {
                 return Err(format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", dir.name));
             }
             let words: Vec<String> = match dir.kind {
-                Kind::Words | Kind::SavePolicy => value.split_whitespace().map(String::from).collect(),
+                Kind::Words | Kind::SavePolicy => {
+                    value.split_whitespace().map(String::from).collect()
+                }
                 _ => vec![value.clone()],
             };
             let canonical = normalise(dir, &words).map_err(|reason| {
-                format!("ERR CONFIG SET failed (possibly related to argument '{}') - {reason}", dir.name)
+                format!(
+                    "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
+                    dir.name
+                )
             })?;
             if dir.name == "dir" && std::env::set_current_dir(&canonical).is_err() {
-                return Err(format!(
-                    "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory"
-                ));
+                return Err(
+                    "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".to_string(),
+                );
             }
             staged.push((idx, canonical));
         }
@@ -305,15 +394,22 @@ impl Config {
     fn apply(&self) {
         let v = self.values.read();
         let num = |name: &str| -> i64 { find(name).and_then(|i| v[i].parse().ok()).unwrap_or(0) };
-        self.proto_max_bulk_len.store(num("proto-max-bulk-len") as u64, Relaxed);
-        self.query_buffer_limit.store(num("client-query-buffer-limit") as u64, Relaxed);
+        self.proto_max_bulk_len
+            .store(num("proto-max-bulk-len") as u64, Relaxed);
+        self.query_buffer_limit
+            .store(num("client-query-buffer-limit") as u64, Relaxed);
         self.maxclients.store(num("maxclients") as u64, Relaxed);
         self.timeout_secs.store(num("timeout") as u64, Relaxed);
         self.hz.store(num("hz") as u64, Relaxed);
-        self.slowlog_slower_than.store(num("slowlog-log-slower-than"), Relaxed);
-        self.slowlog_max_len.store(num("slowlog-max-len") as u64, Relaxed);
-        self.latency_threshold_ms.store(num("latency-monitor-threshold") as u64, Relaxed);
-        let pass = find("requirepass").map(|i| !v[i].is_empty()).unwrap_or(false);
+        self.slowlog_slower_than
+            .store(num("slowlog-log-slower-than"), Relaxed);
+        self.slowlog_max_len
+            .store(num("slowlog-max-len") as u64, Relaxed);
+        self.latency_threshold_ms
+            .store(num("latency-monitor-threshold") as u64, Relaxed);
+        let pass = find("requirepass")
+            .map(|i| !v[i].is_empty())
+            .unwrap_or(false);
         self.requirepass_set.store(pass, Relaxed);
     }
 
@@ -331,7 +427,11 @@ impl Config {
         for line in old.lines() {
             let mut words = Vec::new();
             let known = crate::split_words(line.trim().as_bytes(), &mut words)
-                .then(|| words.first().and_then(|w| find(&String::from_utf8_lossy(w))))
+                .then(|| {
+                    words
+                        .first()
+                        .and_then(|w| find(&String::from_utf8_lossy(w)))
+                })
                 .flatten();
             match known {
                 Some(idx) if written[idx] => {}
@@ -361,7 +461,10 @@ fn render(idx: usize, value: &str) -> String {
     let name = DIRECTIVES[idx].name;
     match DIRECTIVES[idx].kind {
         Kind::Words | Kind::SavePolicy if !value.is_empty() => format!("{name} {value}\n"),
-        _ => format!("{name} \"{}\"\n", value.replace('\\', "\\\\").replace('"', "\\\"")),
+        _ => format!(
+            "{name} \"{}\"\n",
+            value.replace('\\', "\\\\").replace('"', "\\\"")
+        ),
     }
 }
 
@@ -371,7 +474,12 @@ mod tests {
 
     #[test]
     fn loads_file_then_flags() {
-        let c = Config::load(None, "port 7000\n# comment\nmaxclients 5\n", "port 7001\nbind 127.0.0.1 ::1").unwrap();
+        let c = Config::load(
+            None,
+            "port 7000\n# comment\nmaxclients 5\n",
+            "port 7001\nbind 127.0.0.1 ::1",
+        )
+        .unwrap();
         assert_eq!(c.get("port"), "7001");
         assert_eq!(c.get("bind"), "127.0.0.1 ::1");
         assert_eq!(c.get("maxclients"), "5");
@@ -390,7 +498,8 @@ mod tests {
         let c = Config::load(None, "", "").unwrap();
         assert!(c.set(&[(b"maxclients", b"7"), (b"hz", b"100000")]).is_err());
         assert_eq!(c.get("maxclients"), "10000");
-        c.set(&[(b"maxclients", b"7"), (b"proto-max-bulk-len", b"2mb")]).unwrap();
+        c.set(&[(b"maxclients", b"7"), (b"proto-max-bulk-len", b"2mb")])
+            .unwrap();
         assert_eq!(c.get("proto-max-bulk-len"), "2097152");
     }
 }

@@ -17,12 +17,18 @@ pub fn init(config: &Config) -> std::io::Result<Guard> {
         _ => LevelFilter::OFF,
     };
     let logfile = config.get("logfile");
-    let builder = tracing_subscriber::fmt().with_max_level(level).with_target(false).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false);
     if logfile.is_empty() {
         let _ = builder.try_init();
         return Ok(None);
     }
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&logfile)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&logfile)?;
     let (writer, guard) = tracing_appender::non_blocking(file);
     let _ = builder.with_writer(writer).try_init();
     Ok(Some(guard))

@@ -30,7 +30,9 @@ fn cli_directives(args: &[String]) -> String {
 
 /// Quotes a value so the config reader sees it as one word.
 fn quote(s: &str) -> String {
-    if !s.is_empty() && !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\') {
+    if !s.is_empty()
+        && !s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'' || c == '\\')
+    {
         return s.to_string();
     }
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
@@ -39,7 +41,11 @@ fn quote(s: &str) -> String {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-v" || a == "--version") {
-        println!("ferrokv v={} (redis_version {})", env!("CARGO_PKG_VERSION"), ferrokv::REDIS_VERSION);
+        println!(
+            "ferrokv v={} (redis_version {})",
+            env!("CARGO_PKG_VERSION"),
+            ferrokv::REDIS_VERSION
+        );
         return ExitCode::SUCCESS;
     }
     if args.iter().any(|a| a == "-h" || a == "--help") {
@@ -48,7 +54,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let (file, rest) = match args.first() {
-        Some(first) if !first.starts_with("--") => (Some(std::path::PathBuf::from(first)), &args[1..]),
+        Some(first) if !first.starts_with("--") => {
+            (Some(std::path::PathBuf::from(first)), &args[1..])
+        }
         _ => (None, &args[..]),
     };
     if let Some(stray) = rest.first().filter(|a| !a.starts_with("--")) {
@@ -59,7 +67,10 @@ fn main() -> ExitCode {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("Fatal error, can't open config file '{}': {e}", path.display());
+                eprintln!(
+                    "Fatal error, can't open config file '{}': {e}",
+                    path.display()
+                );
                 return ExitCode::from(1);
             }
         },
@@ -80,7 +91,9 @@ fn main() -> ExitCode {
         }
     };
     let threads = match config.get_i64("server-threads") {
-        0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        0 => std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         n => n as usize,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -108,7 +121,8 @@ fn main() -> ExitCode {
 
 async fn run(server: Arc<Server>) -> std::io::Result<()> {
     let dir = server.config.get("dir");
-    std::env::set_current_dir(&dir).map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
+    std::env::set_current_dir(&dir)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
     let listeners = ferrokv::net::bind(&server).await?;
     let addrs: Vec<String> = server.bound.lock().iter().map(|a| a.to_string()).collect();
     tracing::info!(

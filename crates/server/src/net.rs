@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
-use smallvec::SmallVec;
 use ferrokv_resp::{Limits, Protocol, Reply, RequestParser};
+use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -50,7 +50,12 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
                 listeners.push(l);
             }
             Err(e) if optional => tracing::warn!("could not bind optional address {target}: {e}"),
-            Err(e) => return Err(std::io::Error::new(e.kind(), format!("could not bind {target}: {e}"))),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("could not bind {target}: {e}"),
+                ))
+            }
         }
     }
     Ok(listeners)
@@ -90,7 +95,9 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr
     }
     if server.clients.len() as u64 >= server.config.maxclients.load(Relaxed) {
         server.stats.rejected_connections.fetch_add(1, Relaxed);
-        let _ = stream.write_all(b"-ERR max number of clients reached\r\n").await;
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
         return;
     }
     let laddr = stream.local_addr().unwrap_or(addr);
@@ -127,7 +134,10 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
             if stream.write_all(&reply.buf).await.is_err() {
                 return;
             }
-            server.stats.net_output_bytes.fetch_add(reply.buf.len() as u64, Relaxed);
+            server
+                .stats
+                .net_output_bytes
+                .fetch_add(reply.buf.len() as u64, Relaxed);
             reply.buf.clear();
             if reply.buf.capacity() > KEEP_OUTPUT {
                 reply.buf.shrink_to(READ_CHUNK);
@@ -145,7 +155,10 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
             return;
         }
         if rbuf.len() as u64 > server.config.query_buffer_limit.load(Relaxed) {
-            tracing::warn!("closing client {} that reached max query buffer length", client.shared.addr);
+            tracing::warn!(
+                "closing client {} that reached max query buffer length",
+                client.shared.addr
+            );
             return;
         }
     }
@@ -202,7 +215,10 @@ async fn process(
 async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
     let mark = reply.buf.len();
     let skip = std::mem::take(&mut client.skip_next);
-    client.shared.last_interaction_ms.store(crate::now_ms(), Relaxed);
+    client
+        .shared
+        .last_interaction_ms
+        .store(crate::now_ms(), Relaxed);
     let flow = match server.commands.resolve(argv) {
         Err(e) => {
             reply.error(&e.text());

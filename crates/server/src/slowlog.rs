@@ -34,13 +34,19 @@ impl SlowLog {
         if threshold < 0 || (usec as i64) < threshold {
             return;
         }
-        let keep = if argv.len() > MAX_ARGS { MAX_ARGS - 1 } else { argv.len() };
+        let keep = if argv.len() > MAX_ARGS {
+            MAX_ARGS - 1
+        } else {
+            argv.len()
+        };
         let mut args: Vec<Vec<u8>> = argv[..keep]
             .iter()
             .map(|a| {
                 if a.len() > MAX_ARG_LEN {
                     let mut v = a[..MAX_ARG_LEN].to_vec();
-                    v.extend_from_slice(format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes());
+                    v.extend_from_slice(
+                        format!("... ({} more bytes)", a.len() - MAX_ARG_LEN).as_bytes(),
+                    );
                     v
                 } else {
                     a.to_vec()

@@ -57,7 +57,11 @@ pub fn parse_f64(s: &[u8]) -> Option<f64> {
     let (v, errno, consumed) = unsafe {
         *libc::__errno_location() = 0;
         let v = libc::strtod(buf.as_ptr() as *const libc::c_char, &mut end);
-        (v, *libc::__errno_location(), end as usize - buf.as_ptr() as usize)
+        (
+            v,
+            *libc::__errno_location(),
+            end as usize - buf.as_ptr() as usize,
+        )
     };
     if consumed != s.len() || v.is_nan() || (errno == libc::ERANGE && v.is_infinite()) {
         return None;
@@ -92,7 +96,16 @@ mod tests {
     fn integers_as_string2ll() {
         assert_eq!(parse_i64_exact(b"-9223372036854775808"), Some(i64::MIN));
         assert_eq!(parse_i64_exact(b"9223372036854775807"), Some(i64::MAX));
-        for bad in [&b"9223372036854775808"[..], b"01", b"+1", b" 1", b"-0", b"", b"-", b"1a"] {
+        for bad in [
+            &b"9223372036854775808"[..],
+            b"01",
+            b"+1",
+            b" 1",
+            b"-0",
+            b"",
+            b"-",
+            b"1a",
+        ] {
             assert_eq!(parse_i64_exact(bad), None, "{bad:?}");
         }
     }

@@ -2,7 +2,13 @@
 
 use super::{acl, flags, CmdError, Command, Ctx, Flow, NO_KEYS};
 
-const fn cmd(name: &'static str, arity: i32, flags: u32, handler: super::Handler, summary: &'static str) -> Command {
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    summary: &'static str,
+) -> Command {
     Command {
         name,
         arity,
@@ -19,7 +25,13 @@ const fn cmd(name: &'static str, arity: i32, flags: u32, handler: super::Handler
 
 pub const COMMANDS: &[Command] = &[
     cmd("ping", -1, flags::FAST, ping, "Ping the server"),
-    cmd("quit", -1, flags::ALLOW_BUSY | flags::NO_AUTH | flags::FAST, quit, "Close the connection"),
+    cmd(
+        "quit",
+        -1,
+        flags::ALLOW_BUSY | flags::NO_AUTH | flags::FAST,
+        quit,
+        "Close the connection",
+    ),
 ];
 
 /// PING [message]: +PONG, or the message as a bulk string.

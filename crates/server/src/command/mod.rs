@@ -276,7 +276,10 @@ impl CommandTable {
 
     /// Top-level commands in table order.
     pub fn commands(&self) -> impl Iterator<Item = &'static Command> + '_ {
-        self.entries.iter().filter(|(_, p)| p.is_none()).map(|(c, _)| *c)
+        self.entries
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(c, _)| *c)
     }
 
     pub fn get(&self, name: &[u8]) -> Option<&'static Command> {
@@ -398,12 +401,16 @@ impl CmdError {
     pub fn text(&self) -> Cow<'_, str> {
         match self {
             CmdError::Syntax => "ERR syntax error".into(),
-            CmdError::WrongType => "WRONGTYPE Operation against a key holding the wrong kind of value".into(),
+            CmdError::WrongType => {
+                "WRONGTYPE Operation against a key holding the wrong kind of value".into()
+            }
             CmdError::NotInteger => "ERR value is not an integer or out of range".into(),
             CmdError::NotFloat => "ERR value is not a valid float".into(),
             CmdError::Overflow => "ERR increment or decrement would overflow".into(),
             CmdError::NoSuchKey => "ERR no such key".into(),
-            CmdError::WrongArity(name) => format!("ERR wrong number of arguments for '{name}' command").into(),
+            CmdError::WrongArity(name) => {
+                format!("ERR wrong number of arguments for '{name}' command").into()
+            }
             CmdError::UnknownCommand(text) => text.as_str().into(),
             CmdError::NoAuth => "NOAUTH Authentication required.".into(),
             CmdError::Static(s) => (*s).into(),
@@ -447,7 +454,10 @@ impl<'a> Ctx<'a> {
     /// key, so that statistics (and later WATCH, notifications, blocked
     /// clients and propagation) see every change.
     pub fn modified(&self, _key: &[u8]) {
-        self.server.stats.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server
+            .stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Records keys that lookups found expired.
@@ -463,7 +473,13 @@ impl<'a> Ctx<'a> {
 
 /// Runs a resolved command: authentication, then the handler, then the
 /// statistics and slow log. Rejections and errors are written as replies.
-pub fn execute(server: &Server, client: &mut Client, reply: &mut Reply, r: &Resolved, argv: &[&[u8]]) -> Flow {
+pub fn execute(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    r: &Resolved,
+    argv: &[&[u8]],
+) -> Flow {
     use std::sync::atomic::Ordering::Relaxed;
     let stats = &server.commands.stats[r.id];
     if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {

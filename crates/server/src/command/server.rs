@@ -6,7 +6,12 @@ use super::{flags, CmdError, Command, Ctx, Flow, NO_KEYS};
 pub const COMMANDS: &[Command] = &[Command {
     name: "shutdown",
     arity: -1,
-    flags: flags::ADMIN | flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::NO_MULTI | flags::ALLOW_BUSY,
+    flags: flags::ADMIN
+        | flags::NOSCRIPT
+        | flags::LOADING
+        | flags::STALE
+        | flags::NO_MULTI
+        | flags::ALLOW_BUSY,
     keys: NO_KEYS,
     acl: 0,
     handler: shutdown,

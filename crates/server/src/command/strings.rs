@@ -7,7 +7,14 @@
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
 use crate::store::{Object, Value, ValueRef};
 
-const fn cmd(name: &'static str, arity: i32, flags: u32, keys: Keys, handler: super::Handler, summary: &'static str) -> Command {
+const fn cmd(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    keys: Keys,
+    handler: super::Handler,
+    summary: &'static str,
+) -> Command {
     Command {
         name,
         arity,
@@ -29,8 +36,22 @@ const ONE_KEY: Keys = Keys {
 };
 
 pub const COMMANDS: &[Command] = &[
-    cmd("get", 2, flags::READONLY | flags::FAST, ONE_KEY, get, "Get the value of a key"),
-    cmd("set", -3, flags::WRITE | flags::DENYOOM, ONE_KEY, set, "Set the string value of a key"),
+    cmd(
+        "get",
+        2,
+        flags::READONLY | flags::FAST,
+        ONE_KEY,
+        get,
+        "Get the value of a key",
+    ),
+    cmd(
+        "set",
+        -3,
+        flags::WRITE | flags::DENYOOM,
+        ONE_KEY,
+        set,
+        "Set the string value of a key",
+    ),
 ];
 
 /// Appends the string form of a value to the reply, or fails with WRONGTYPE.

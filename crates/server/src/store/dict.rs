@@ -146,7 +146,9 @@ impl Dict {
 
     /// Moves up to `n` buckets from the old table to the new one.
     pub fn rehash_step(&mut self, n: usize) {
-        let Some(mut idx) = self.rehash_idx else { return };
+        let Some(mut idx) = self.rehash_idx else {
+            return;
+        };
         let mut empty_visits = n * EMPTY_VISITS;
         let mut n = n;
         while n > 0 && self.tables[0].used > 0 {
@@ -385,7 +387,11 @@ impl Dict {
             self.rehash_step(1);
         }
         loop {
-            let t = if self.rehashing() && rng.gen_bool(0.5) { 1 } else { 0 };
+            let t = if self.rehashing() && rng.gen_bool(0.5) {
+                1
+            } else {
+                0
+            };
             let table = &self.tables[t];
             if table.buckets.is_empty() {
                 continue;
@@ -495,7 +501,10 @@ mod tests {
         let mut d = Dict::default();
         for i in 0..5000 {
             let k = key(i);
-            d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(i as i64), None, 0));
+            d.insert(
+                key_hash(&k).1,
+                Entry::new(&k, Value::Int(i as i64), None, 0),
+            );
         }
         assert_eq!(d.len(), 5000);
         for i in 0..5000 {
@@ -510,7 +519,11 @@ mod tests {
         for _ in 0..10_000 {
             d.rehash_step(1);
         }
-        assert!(d.bucket_bytes() <= 64 * 8, "table shrank: {}", d.bucket_bytes());
+        assert!(
+            d.bucket_bytes() <= 64 * 8,
+            "table shrank: {}",
+            d.bucket_bytes()
+        );
     }
 
     /// SCAN's guarantee: keys present for the whole scan are all returned,

@@ -136,7 +136,8 @@ impl Entry {
             + varint_len(key.len())
             + key.len()
             + value_len;
-        let layout = Layout::from_size_align(size, 8).unwrap_or_else(|_| handle_alloc_error(Layout::new::<u64>()));
+        let layout = Layout::from_size_align(size, 8)
+            .unwrap_or_else(|_| handle_alloc_error(Layout::new::<u64>()));
         // Safety: size is non-zero (HEADER > 0); every write below stays
         // within the `size` bytes computed above from the same inputs.
         unsafe {
@@ -215,7 +216,9 @@ impl Entry {
             return false;
         }
         // Safety: the expiry field is present because the bit is set.
-        unsafe { ptr::copy_nonoverlapping(at.to_le_bytes().as_ptr(), self.ptr.as_ptr().add(HEADER), 8) };
+        unsafe {
+            ptr::copy_nonoverlapping(at.to_le_bytes().as_ptr(), self.ptr.as_ptr().add(HEADER), 8)
+        };
         true
     }
 
@@ -228,7 +231,9 @@ impl Entry {
 
     pub fn set_clock(&mut self, clock: u32) {
         // Safety: bytes 9..12 are the clock.
-        unsafe { ptr::copy_nonoverlapping(clock.to_le_bytes().as_ptr(), self.ptr.as_ptr().add(9), 3) };
+        unsafe {
+            ptr::copy_nonoverlapping(clock.to_le_bytes().as_ptr(), self.ptr.as_ptr().add(9), 3)
+        };
     }
 
     fn obj_ptr(&self) -> *mut Object {
@@ -349,7 +354,12 @@ impl Drop for Entry {
         }
         let size = self.block_size();
         // Safety: same size and alignment as allocated in `new`.
-        unsafe { dealloc(self.ptr.as_ptr(), Layout::from_size_align_unchecked(size, 8)) };
+        unsafe {
+            dealloc(
+                self.ptr.as_ptr(),
+                Layout::from_size_align_unchecked(size, 8),
+            )
+        };
     }
 }
 
@@ -399,7 +409,12 @@ mod tests {
 
     #[test]
     fn small_entries_are_small() {
-        let e = Entry::new(b"key:000000000001", Value::Emb(b"xxxxxxxxxx".to_vec()), None, 0);
+        let e = Entry::new(
+            b"key:000000000001",
+            Value::Emb(b"xxxxxxxxxx".to_vec()),
+            None,
+            0,
+        );
         assert!(e.block_size() <= 48, "{}", e.block_size());
     }
 }

@@ -55,7 +55,13 @@ impl Shard {
 
     /// Looks a key up, deleting it first if it has expired. `expired` is
     /// incremented for each key removed that way.
-    fn get(&mut self, h: u64, key: &[u8], now: i64, expired: &mut Vec<Entry>) -> Option<EntryMut<'_>> {
+    fn get(
+        &mut self,
+        h: u64,
+        key: &[u8],
+        now: i64,
+        expired: &mut Vec<Entry>,
+    ) -> Option<EntryMut<'_>> {
         match self.dict.lookup(h, key, now) {
             Lookup::Live(e) => Some(e),
             Lookup::Expired(e) => {
@@ -90,6 +96,10 @@ impl Shard {
 
     pub fn len(&self) -> usize {
         self.dict.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dict.len() == 0
     }
 
     pub fn volatile(&self) -> usize {
@@ -142,6 +152,10 @@ impl Db {
     /// Number of keys (expired keys not yet reclaimed included, as in Redis).
     pub fn len(&self) -> usize {
         self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
     }
 
     /// (keys, keys with an expiry) for INFO keyspace.
@@ -232,7 +246,12 @@ impl Keyspace {
 
     /// Locks shards given as (database, key) pairs, for commands that span
     /// databases (MOVE, COPY ... DB).
-    pub fn lock_across<'a>(&'a self, default_db: usize, keys: &[(usize, &[u8])], now: i64) -> Locked<'a> {
+    pub fn lock_across<'a>(
+        &'a self,
+        default_db: usize,
+        keys: &[(usize, &[u8])],
+        now: i64,
+    ) -> Locked<'a> {
         let mut want: smallvec::SmallVec<[(usize, usize); 4]> =
             keys.iter().map(|(db, k)| (*db, key_hash(k).0)).collect();
         want.sort_unstable();
@@ -272,13 +291,16 @@ pub fn lru_clock(now_ms: i64) -> u32 {
     ((now_ms / 1000) as u32) & 0xff_ffff
 }
 
+/// A locked shard with its (db, shard index).
+type ShardGuard<'a> = ((usize, usize), MutexGuard<'a, Shard>);
+
 /// The shards a command holds, with the key operations it may perform on
 /// them. Keys must belong to shards locked when this was made.
 pub struct Locked<'a> {
     db: usize,
     now: i64,
     clock: u32,
-    guards: smallvec::SmallVec<[((usize, usize), MutexGuard<'a, Shard>); 4]>,
+    guards: smallvec::SmallVec<[ShardGuard<'a>; 4]>,
     /// Keys found expired (and deleted) by lookups: the caller reports them
     /// (stats, notifications, propagation as DEL).
     pub expired: Vec<Entry>,
@@ -331,7 +353,13 @@ impl<'a> Locked<'a> {
         self.set_in(self.db, key, value, expiry)
     }
 
-    pub fn set_in(&mut self, db: usize, key: &[u8], value: Value, expiry: Option<i64>) -> Option<Entry> {
+    pub fn set_in(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        value: Value,
+        expiry: Option<i64>,
+    ) -> Option<Entry> {
         let clock = self.clock;
         let now = self.now;
         let (shard, h, expired) = self.shard(db, key);
