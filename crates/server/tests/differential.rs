@@ -25,7 +25,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use common::{require_redis_server, ServerProcess};
 
 // ---------------------------------------------------------------------------
 // Corpus format
@@ -996,20 +996,6 @@ fn selected_corpora() -> Vec<PathBuf> {
     files.sort();
     assert!(!files.is_empty(), "no corpus files in {}", dir.display());
     files
-}
-
-/// Fails the test with instructions when the reference server is missing:
-/// a differential suite that silently skips would prove nothing.
-fn require_redis_server() {
-    let found = std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "redis-server is not installed (or not on PATH). The differential tests compare \
-         ferrokv with a real Redis 7.0: install it with `apt-get install redis-server`."
-    );
 }
 
 #[test]
