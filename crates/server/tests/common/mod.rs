@@ -60,6 +60,20 @@ fn wait_ready(port: u16, child: &mut Child, what: &str) {
     panic!("{what} did not start listening on port {port}");
 }
 
+/// Fails the test with instructions when the reference server is missing:
+/// a differential test that silently skipped would prove nothing.
+pub fn require_redis_server() {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "redis-server is not installed (or not on PATH). The differential tests compare \
+         ferrokv with a real Redis 7.0: install it with `apt-get install redis-server`."
+    );
+}
+
 impl ServerProcess {
     /// Starts ferrokv with extra `--directive value` arguments.
     pub fn ferrokv(extra: &[&str]) -> ServerProcess {
@@ -85,6 +99,7 @@ impl ServerProcess {
     /// Starts the reference redis-server (Redis 7.0) with persistence off.
     /// Differential tests need it: install it with `apt-get install redis-server`.
     pub fn redis(extra: &[&str]) -> ServerProcess {
+        require_redis_server();
         let port = free_port();
         let dir = tempdir::Dir::new("redis");
         let mut child = Command::new("redis-server")
