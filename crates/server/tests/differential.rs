@@ -1494,7 +1494,7 @@ mod unit {
     #[test]
     fn long_values_are_truncated_in_renderings() {
         let mut input = b"$300\r\n".to_vec();
-        input.extend(std::iter::repeat(b'a').take(300));
+        input.extend(std::iter::repeat_n(b'a', 300));
         input.extend_from_slice(b"\r\n");
         let shown = render(&reply(&input));
         assert_eq!(
