@@ -8,6 +8,7 @@ pub mod entry;
 pub mod expire;
 mod keyspace;
 pub mod object;
+pub mod zset;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};
