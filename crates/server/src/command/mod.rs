@@ -450,11 +450,24 @@ impl<'a> Ctx<'a> {
         self.server.stats.dirty.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The write hook of commands that change whole databases at once
+    /// (FLUSHDB, FLUSHALL, SWAPDB); `changes` is what Redis adds to its
+    /// dirty counter for them.
+    pub fn modified_dbs(&self, _dbs: &[usize], changes: u64) {
+        self.server.stats.dirty.fetch_add(changes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Records keys that lookups found expired.
     pub fn finish(&self, locked: crate::store::Locked<'_>) {
-        if !locked.expired.is_empty() {
+        self.expired(&locked.expired);
+    }
+
+    /// Records keys found expired and deleted outside a `Locked`
+    /// (RANDOMKEY's picks).
+    pub fn expired(&self, entries: &[crate::store::Entry]) {
+        if !entries.is_empty() {
             self.server.stats.expired_keys.fetch_add(
-                locked.expired.len() as u64,
+                entries.len() as u64,
                 std::sync::atomic::Ordering::Relaxed,
             );
         }
