@@ -75,7 +75,11 @@ impl ServerProcess {
             .spawn()
             .expect("start ferrokv");
         wait_ready(port, &mut child, "ferrokv");
-        ServerProcess { port, child, _dir: dir }
+        ServerProcess {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 
     /// Starts the reference redis-server (Redis 7.0) with persistence off.
@@ -84,7 +88,17 @@ impl ServerProcess {
         let port = free_port();
         let dir = tempdir::Dir::new("redis");
         let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+            ])
             .arg(&dir.0)
             .args(extra)
             .stdout(Stdio::null())
@@ -92,7 +106,11 @@ impl ServerProcess {
             .spawn()
             .expect("start redis-server (apt-get install redis-server)");
         wait_ready(port, &mut child, "redis-server");
-        ServerProcess { port, child, _dir: dir }
+        ServerProcess {
+            port,
+            child,
+            _dir: dir,
+        }
     }
 
     pub fn pid(&self) -> u32 {
