@@ -2,7 +2,7 @@
 //! place: long strings now, the collection types as they are added.
 
 /// A boxed value owned by an [`Entry`](super::entry::Entry).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
@@ -21,6 +21,16 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+        }
+    }
+
+    /// How many allocations freeing this value costs (Redis's
+    /// `lazyfreeGetFreeEffort`): UNLINK frees values costing more than
+    /// [`LAZYFREE_THRESHOLD`](super::lazyfree::LAZYFREE_THRESHOLD) off the
+    /// connection's thread.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Object::Raw(_) => 1,
         }
     }
 }
