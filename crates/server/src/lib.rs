@@ -15,6 +15,7 @@ pub mod client;
 pub mod command;
 pub mod config;
 pub mod glob;
+pub mod latency;
 pub mod logging;
 pub mod net;
 pub mod slowlog;
@@ -38,6 +39,9 @@ pub struct Server {
     pub stats: stats::Stats,
     pub clients: client::Registry,
     pub slowlog: slowlog::SlowLog,
+    pub latency: latency::Monitor,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the active expiry cycle runs.
+    pub active_expire: std::sync::atomic::AtomicBool,
     pub started: Instant,
     /// Told to every task when the server stops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -58,6 +62,8 @@ impl Server {
             stats: stats::Stats::default(),
             clients: client::Registry::default(),
             slowlog: slowlog::SlowLog::default(),
+            latency: latency::Monitor::default(),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
             started: Instant::now(),
             shutdown,
             bound: parking_lot::Mutex::new(Vec::new()),
