@@ -68,7 +68,7 @@ impl Monitor {
         }
         let mut n = 0;
         events.retain(|name, _| {
-            let drop = names.iter().any(|w| *w == name.as_bytes());
+            let drop = names.contains(&name.as_bytes());
             n += drop as usize;
             !drop
         });

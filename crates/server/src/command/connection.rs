@@ -35,14 +35,32 @@ const fn cmd(
 
 /// Commands a client may send before it authenticates, and while the
 /// server is loading or busy.
-const HANDSHAKE: u32 =
-    flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::FAST | flags::NO_AUTH | flags::ALLOW_BUSY;
+const HANDSHAKE: u32 = flags::NOSCRIPT
+    | flags::LOADING
+    | flags::STALE
+    | flags::FAST
+    | flags::NO_AUTH
+    | flags::ALLOW_BUSY;
 
 pub const COMMANDS: &[Command] = &[
     cmd("ping", -1, flags::FAST, ping, "Ping the server", "1.0.0"),
-    cmd("echo", 2, flags::LOADING | flags::STALE | flags::FAST, echo, "Echo the given string", "1.0.0"),
+    cmd(
+        "echo",
+        2,
+        flags::LOADING | flags::STALE | flags::FAST,
+        echo,
+        "Echo the given string",
+        "1.0.0",
+    ),
     cmd("quit", -1, HANDSHAKE, quit, "Close the connection", "1.0.0"),
-    cmd("reset", 1, HANDSHAKE, reset, "Reset the connection", "6.2.0"),
+    cmd(
+        "reset",
+        1,
+        HANDSHAKE,
+        reset,
+        "Reset the connection",
+        "6.2.0",
+    ),
     cmd(
         "select",
         2,
@@ -51,11 +69,26 @@ pub const COMMANDS: &[Command] = &[
         "Change the selected database for the current connection",
         "1.0.0",
     ),
-    cmd("auth", -2, HANDSHAKE, auth, "Authenticate to the server", "1.0.0"),
-    cmd("hello", -1, HANDSHAKE, hello, "Handshake with Redis", "6.0.0"),
+    cmd(
+        "auth",
+        -2,
+        HANDSHAKE,
+        auth,
+        "Authenticate to the server",
+        "1.0.0",
+    ),
+    cmd(
+        "hello",
+        -1,
+        HANDSHAKE,
+        hello,
+        "Handshake with Redis",
+        "6.0.0",
+    ),
 ];
 
-const WRONGPASS: CmdError = CmdError::Static("WRONGPASS invalid username-password pair or user is disabled.");
+const WRONGPASS: CmdError =
+    CmdError::Static("WRONGPASS invalid username-password pair or user is disabled.");
 
 /// PING [message]: +PONG, or the message as a bulk string.
 fn ping(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
@@ -152,8 +185,9 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 fn hello(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut proto = None;
     if let Some(v) = argv.get(1) {
-        let v = args::parse_i64_exact(v)
-            .ok_or(CmdError::Static("ERR Protocol version is not an integer or out of range"))?;
+        let v = args::parse_i64_exact(v).ok_or(CmdError::Static(
+            "ERR Protocol version is not an integer or out of range",
+        ))?;
         proto = match v {
             2 => Some(Protocol::Resp2),
             3 => Some(Protocol::Resp3),

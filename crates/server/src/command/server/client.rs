@@ -13,23 +13,109 @@ use crate::Server;
 const OWN: u32 = flags::NOSCRIPT | flags::LOADING | flags::STALE;
 const ADMIN: u32 = flags::ADMIN | OWN;
 
-const fn sub(name: &'static str, arity: i32, flags: u32, handler: super::Handler, summary: &'static str, since: &'static str) -> Command {
-    entry(name, arity, flags, acl::CONNECTION, handler, "connection", summary, since)
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    handler: super::Handler,
+    summary: &'static str,
+    since: &'static str,
+) -> Command {
+    entry(
+        name,
+        arity,
+        flags,
+        acl::CONNECTION,
+        handler,
+        "connection",
+        summary,
+        since,
+    )
 }
 
 pub const CLIENT: Command = container(
     "client",
     &[
-        sub("id", 2, OWN, id, "Returns the client ID for the current connection", "5.0.0"),
-        sub("setname", 3, OWN, setname, "Set the current connection name", "2.6.9"),
-        sub("getname", 2, OWN, getname, "Get the current connection name", "2.6.9"),
-        sub("list", -2, ADMIN, list, "Get the list of client connections", "2.4.0"),
-        sub("info", 2, OWN, info, "Returns information about the current client connection.", "6.2.0"),
-        sub("kill", -3, ADMIN, kill, "Kill the connection of a client", "2.4.0"),
-        sub("pause", -3, ADMIN, pause, "Stop processing commands from clients for some time", "2.9.50"),
-        sub("unpause", 2, ADMIN, unpause, "Resume processing of clients that were paused", "6.2.0"),
-        sub("reply", 3, OWN, reply, "Instruct the server whether to reply to commands", "3.2.0"),
-        sub("no-evict", 3, ADMIN, no_evict, "Set client eviction mode for the current connection", "7.0.0"),
+        sub(
+            "id",
+            2,
+            OWN,
+            id,
+            "Returns the client ID for the current connection",
+            "5.0.0",
+        ),
+        sub(
+            "setname",
+            3,
+            OWN,
+            setname,
+            "Set the current connection name",
+            "2.6.9",
+        ),
+        sub(
+            "getname",
+            2,
+            OWN,
+            getname,
+            "Get the current connection name",
+            "2.6.9",
+        ),
+        sub(
+            "list",
+            -2,
+            ADMIN,
+            list,
+            "Get the list of client connections",
+            "2.4.0",
+        ),
+        sub(
+            "info",
+            2,
+            OWN,
+            info,
+            "Returns information about the current client connection.",
+            "6.2.0",
+        ),
+        sub(
+            "kill",
+            -3,
+            ADMIN,
+            kill,
+            "Kill the connection of a client",
+            "2.4.0",
+        ),
+        sub(
+            "pause",
+            -3,
+            ADMIN,
+            pause,
+            "Stop processing commands from clients for some time",
+            "2.9.50",
+        ),
+        sub(
+            "unpause",
+            2,
+            ADMIN,
+            unpause,
+            "Resume processing of clients that were paused",
+            "6.2.0",
+        ),
+        sub(
+            "reply",
+            3,
+            OWN,
+            reply,
+            "Instruct the server whether to reply to commands",
+            "3.2.0",
+        ),
+        sub(
+            "no-evict",
+            3,
+            ADMIN,
+            no_evict,
+            "Set client eviction mode for the current connection",
+            "7.0.0",
+        ),
         sub(
             "help",
             2,
@@ -74,7 +160,10 @@ fn getname(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 fn is_normal_type(name: &[u8]) -> Result<bool, CmdError> {
     if args::is(name, "normal") {
         Ok(true)
-    } else if ["master", "slave", "replica", "pubsub"].iter().any(|t| args::is(name, t)) {
+    } else if ["master", "slave", "replica", "pubsub"]
+        .iter()
+        .any(|t| args::is(name, t))
+    {
         Ok(false)
     } else {
         Err(CmdError::Owned(format!(
@@ -101,7 +190,11 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                 .iter()
                 .map(|a| args::parse_i64_exact(a).ok_or(CmdError::Static("ERR Invalid client ID")))
                 .collect::<Result<Vec<i64>, _>>()?;
-            clients.iter().filter(|c| ids.contains(&(c.id as i64))).map(|c| &**c).collect()
+            clients
+                .iter()
+                .filter(|c| ids.contains(&(c.id as i64)))
+                .map(|c| &**c)
+                .collect()
         }
         _ => return Err(CmdError::Syntax),
     };
@@ -237,10 +330,15 @@ fn pause(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         None => PauseMode::All,
         Some(m) if args::is(m, "write") => PauseMode::Write,
         Some(m) if args::is(m, "all") => PauseMode::All,
-        Some(_) => return Err(CmdError::Static("ERR CLIENT PAUSE mode must be WRITE or ALL")),
+        Some(_) => {
+            return Err(CmdError::Static(
+                "ERR CLIENT PAUSE mode must be WRITE or ALL",
+            ))
+        }
     };
-    let ms = args::parse_i64_exact(argv[2])
-        .ok_or(CmdError::Static("ERR timeout is not an integer or out of range"))?;
+    let ms = args::parse_i64_exact(argv[2]).ok_or(CmdError::Static(
+        "ERR timeout is not an integer or out of range",
+    ))?;
     if ms < 0 {
         return Err(CmdError::Static("ERR timeout is negative"));
     }

@@ -11,9 +11,36 @@ const ADMIN: u32 = flags::ADMIN | flags::NOSCRIPT | flags::LOADING | flags::STAL
 pub const CONFIG: Command = container(
     "config",
     &[
-        entry("get", -3, ADMIN, 0, get, "server", "Get the values of configuration parameters", "2.0.0"),
-        entry("set", -4, ADMIN, 0, set, "server", "Set configuration parameters to the given values", "2.0.0"),
-        entry("resetstat", 2, ADMIN, 0, resetstat, "server", "Reset the stats returned by INFO", "2.0.0"),
+        entry(
+            "get",
+            -3,
+            ADMIN,
+            0,
+            get,
+            "server",
+            "Get the values of configuration parameters",
+            "2.0.0",
+        ),
+        entry(
+            "set",
+            -4,
+            ADMIN,
+            0,
+            set,
+            "server",
+            "Set configuration parameters to the given values",
+            "2.0.0",
+        ),
+        entry(
+            "resetstat",
+            2,
+            ADMIN,
+            0,
+            resetstat,
+            "server",
+            "Reset the stats returned by INFO",
+            "2.0.0",
+        ),
         entry(
             "rewrite",
             2,
@@ -55,7 +82,11 @@ fn get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             if found.iter().any(|(n, _, _)| *n == name) {
                 continue;
             }
-            let shown = if exact { pattern.to_vec() } else { name.as_bytes().to_vec() };
+            let shown = if exact {
+                pattern.to_vec()
+            } else {
+                name.as_bytes().to_vec()
+            };
             found.push((name, shown, value));
         }
     }
@@ -69,7 +100,7 @@ fn get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// CONFIG SET name value [name value ...]: +OK, all or nothing.
 fn set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();

@@ -12,7 +12,16 @@ use crate::store::{Object, ValueRef};
 const ADMIN: u32 = flags::ADMIN | flags::NOSCRIPT | flags::LOADING | flags::STALE;
 const HELP: u32 = flags::LOADING | flags::STALE;
 
-pub const DEBUG: Command = entry("debug", -2, ADMIN, 0, debug, "server", "A container for debugging commands", "1.0.0");
+pub const DEBUG: Command = entry(
+    "debug",
+    -2,
+    ADMIN,
+    0,
+    debug,
+    "server",
+    "A container for debugging commands",
+    "1.0.0",
+);
 
 /// DEBUG OBJECT key | SLEEP seconds | SET-ACTIVE-EXPIRE 0|1 | HELP. Redis
 /// declares DEBUG as one command and parses the rest itself, so its
@@ -32,7 +41,9 @@ fn debug(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         }
         3 if args::is(sub, "set-active-expire") => {
             // atoi, as Redis: any non-zero leading integer turns it on.
-            ctx.server.active_expire.store(leading_int(argv[2]) != 0, Relaxed);
+            ctx.server
+                .active_expire
+                .store(leading_int(argv[2]) != 0, Relaxed);
             ctx.reply.ok();
             Ok(())
         }
@@ -58,7 +69,9 @@ fn leading_int(arg: &[u8]) -> i64 {
     let n = rest
         .iter()
         .take_while(|b| b.is_ascii_digit())
-        .fold(0i64, |n, d| n.saturating_mul(10).saturating_add((d - b'0') as i64));
+        .fold(0i64, |n, d| {
+            n.saturating_mul(10).saturating_add((d - b'0') as i64)
+        });
     if neg {
         -n
     } else {
@@ -161,8 +174,26 @@ fn debug_help(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
 pub const SLOWLOG: Command = container(
     "slowlog",
     &[
-        entry("get", -2, flags::ADMIN | HELP, 0, slowlog_get, "server", "Get the slow log's entries", "2.2.12"),
-        entry("len", 2, flags::ADMIN | HELP, 0, slowlog_len, "server", "Get the slow log's length", "2.2.12"),
+        entry(
+            "get",
+            -2,
+            flags::ADMIN | HELP,
+            0,
+            slowlog_get,
+            "server",
+            "Get the slow log's entries",
+            "2.2.12",
+        ),
+        entry(
+            "len",
+            2,
+            flags::ADMIN | HELP,
+            0,
+            slowlog_len,
+            "server",
+            "Get the slow log's length",
+            "2.2.12",
+        ),
         entry(
             "reset",
             2,
@@ -197,7 +228,9 @@ fn slowlog_get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         [_, _, n] => {
             let n = args::parse_i64_exact(n)
                 .filter(|n| *n >= -1)
-                .ok_or(CmdError::Static("ERR count should be greater than or equal to -1"))?;
+                .ok_or(CmdError::Static(
+                    "ERR count should be greater than or equal to -1",
+                ))?;
             if n == -1 {
                 usize::MAX
             } else {
@@ -320,10 +353,17 @@ pub const LATENCY: Command = container(
 fn latency_latest(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     let reply = &mut *ctx.reply;
     ctx.server.latency.with_events(|events| {
-        let events: Vec<_> = events.iter().filter(|(_, s)| !s.samples.is_empty()).collect();
+        let events: Vec<_> = events
+            .iter()
+            .filter(|(_, s)| !s.samples.is_empty())
+            .collect();
         reply.array(events.len());
         for (name, series) in events {
-            let last = series.samples.back().copied().unwrap_or(crate::latency::Sample { time: 0, ms: 0 });
+            let last = series
+                .samples
+                .back()
+                .copied()
+                .unwrap_or(crate::latency::Sample { time: 0, ms: 0 });
             reply.array(4);
             reply.bulk(name.as_bytes());
             reply.int(last.time);
@@ -338,8 +378,13 @@ fn latency_latest(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 fn latency_history(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let reply = &mut *ctx.reply;
     ctx.server.latency.with_events(|events| {
-        let series = events.iter().find(|(name, _)| name.as_bytes() == argv[2]).map(|(_, s)| s);
-        let samples: Vec<_> = series.map(|s| s.samples.iter().copied().collect()).unwrap_or_default();
+        let series = events
+            .iter()
+            .find(|(name, _)| name.as_bytes() == argv[2])
+            .map(|(_, s)| s);
+        let samples: Vec<_> = series
+            .map(|s| s.samples.iter().copied().collect())
+            .unwrap_or_default();
         reply.array(samples.len());
         for s in samples {
             reply.array(2);

@@ -30,17 +30,72 @@ struct Section {
 
 /// In output order, which does not depend on the order asked for.
 const SECTIONS: &[Section] = &[
-    Section { name: "server", header: "Server", default: true, write: server },
-    Section { name: "clients", header: "Clients", default: true, write: clients },
-    Section { name: "memory", header: "Memory", default: true, write: memory },
-    Section { name: "persistence", header: "Persistence", default: true, write: persistence },
-    Section { name: "stats", header: "Stats", default: true, write: stats },
-    Section { name: "replication", header: "Replication", default: true, write: replication },
-    Section { name: "cpu", header: "CPU", default: true, write: cpu },
-    Section { name: "modules", header: "Modules", default: true, write: |_, _| {} },
-    Section { name: "commandstats", header: "Commandstats", default: false, write: commandstats },
-    Section { name: "cluster", header: "Cluster", default: true, write: cluster },
-    Section { name: "keyspace", header: "Keyspace", default: true, write: keyspace },
+    Section {
+        name: "server",
+        header: "Server",
+        default: true,
+        write: server,
+    },
+    Section {
+        name: "clients",
+        header: "Clients",
+        default: true,
+        write: clients,
+    },
+    Section {
+        name: "memory",
+        header: "Memory",
+        default: true,
+        write: memory,
+    },
+    Section {
+        name: "persistence",
+        header: "Persistence",
+        default: true,
+        write: persistence,
+    },
+    Section {
+        name: "stats",
+        header: "Stats",
+        default: true,
+        write: stats,
+    },
+    Section {
+        name: "replication",
+        header: "Replication",
+        default: true,
+        write: replication,
+    },
+    Section {
+        name: "cpu",
+        header: "CPU",
+        default: true,
+        write: cpu,
+    },
+    Section {
+        name: "modules",
+        header: "Modules",
+        default: true,
+        write: |_, _| {},
+    },
+    Section {
+        name: "commandstats",
+        header: "Commandstats",
+        default: false,
+        write: commandstats,
+    },
+    Section {
+        name: "cluster",
+        header: "Cluster",
+        default: true,
+        write: cluster,
+    },
+    Section {
+        name: "keyspace",
+        header: "Keyspace",
+        default: true,
+        write: keyspace,
+    },
 ];
 
 /// INFO [section ...]: a bulk string (verbatim text in RESP3) of the
@@ -90,13 +145,23 @@ macro_rules! fields {
 
 fn server(s: &Server, out: &mut String) {
     let uptime = s.started.elapsed().as_secs();
-    let now_us = crate::now_ms() * 1000;
-    let exe = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_default();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let config_file = s
         .config
         .file
         .as_ref()
-        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()).display().to_string())
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
         .unwrap_or_default();
     let hz = s.config.hz.load(Relaxed);
     let port = s.bound.lock().first().map(|a| a.port()).unwrap_or(0);
@@ -131,10 +196,19 @@ fn os_name() -> String {
         return String::new();
     }
     let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
         String::from_utf8_lossy(&bytes).into_owned()
     };
-    format!("{} {} {}", field(&u.sysname), field(&u.release), field(&u.machine))
+    format!(
+        "{} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    )
 }
 
 fn clients(s: &Server, out: &mut String) {
@@ -168,7 +242,11 @@ fn human(n: u64) -> String {
 fn memory(_s: &Server, out: &mut String) {
     let used = crate::stats::used_memory();
     let rss = crate::stats::rss_bytes();
-    let ratio = if used > 0 { rss as f64 / used as f64 } else { 0.0 };
+    let ratio = if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    };
     fields!(out,
         "used_memory" => used,
         "used_memory_human" => human(used),
@@ -254,7 +332,11 @@ fn commandstats(s: &Server, out: &mut String) {
         if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
-        let per_call = if calls > 0 { usec as f64 / calls as f64 } else { 0.0 };
+        let per_call = if calls > 0 {
+            usec as f64 / calls as f64
+        } else {
+            0.0
+        };
         let _ = write!(
             out,
             "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"

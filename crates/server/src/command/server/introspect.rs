@@ -9,15 +9,48 @@ use super::entry;
 
 const F: u32 = flags::LOADING | flags::STALE;
 
-const fn sub(name: &'static str, arity: i32, handler: super::Handler, summary: &'static str, since: &'static str) -> Command {
-    entry(name, arity, F, acl::CONNECTION, handler, "server", summary, since)
+const fn sub(
+    name: &'static str,
+    arity: i32,
+    handler: super::Handler,
+    summary: &'static str,
+    since: &'static str,
+) -> Command {
+    entry(
+        name,
+        arity,
+        F,
+        acl::CONNECTION,
+        handler,
+        "server",
+        summary,
+        since,
+    )
 }
 
 pub const COMMAND: Command = Command {
     subcommands: &[
-        sub("count", 2, count, "Get total number of Redis commands", "2.8.13"),
-        sub("docs", -2, docs, "Get array of specific Redis command documentation", "7.0.0"),
-        sub("getkeys", -4, getkeys, "Extract keys given a full Redis command", "2.8.13"),
+        sub(
+            "count",
+            2,
+            count,
+            "Get total number of Redis commands",
+            "2.8.13",
+        ),
+        sub(
+            "docs",
+            -2,
+            docs,
+            "Get array of specific Redis command documentation",
+            "7.0.0",
+        ),
+        sub(
+            "getkeys",
+            -4,
+            getkeys,
+            "Extract keys given a full Redis command",
+            "2.8.13",
+        ),
         sub(
             "getkeysandflags",
             -4,
@@ -25,7 +58,13 @@ pub const COMMAND: Command = Command {
             "Extract keys and access flags given a full Redis command",
             "7.0.0",
         ),
-        sub("help", 2, help, "Show helpful text about the different subcommands", "5.0.0"),
+        sub(
+            "help",
+            2,
+            help,
+            "Show helpful text about the different subcommands",
+            "5.0.0",
+        ),
         sub(
             "info",
             -2,
@@ -33,9 +72,24 @@ pub const COMMAND: Command = Command {
             "Get array of specific Redis command details, or all when no argument is given.",
             "2.8.13",
         ),
-        sub("list", -2, list, "Get an array of Redis command names", "7.0.0"),
+        sub(
+            "list",
+            -2,
+            list,
+            "Get an array of Redis command names",
+            "7.0.0",
+        ),
     ],
-    ..entry("command", -1, F, acl::CONNECTION, all, "server", "Get array of Redis command details", "2.8.13")
+    ..entry(
+        "command",
+        -1,
+        F,
+        acl::CONNECTION,
+        all,
+        "server",
+        "Get array of Redis command details",
+        "2.8.13",
+    )
 };
 
 /// COMMAND: the COMMAND INFO reply of every command.
@@ -98,7 +152,11 @@ fn reply_info(r: &mut Reply, cmd: &Command, parent: Option<&Command>) {
     r.array(10);
     r.bulk(full_name(cmd, parent).as_bytes());
     r.int(cmd.arity as i64);
-    let names: Vec<&str> = flags::NAMES.iter().filter(|(f, _)| cmd.has(*f)).map(|(_, n)| *n).collect();
+    let names: Vec<&str> = flags::NAMES
+        .iter()
+        .filter(|(f, _)| cmd.has(*f))
+        .map(|(_, n)| *n)
+        .collect();
     r.set(names.len());
     for n in names {
         r.simple(n);
@@ -170,7 +228,11 @@ fn reply_key_specs(r: &mut Reply, cmd: &Command) {
     r.bulk(b"spec");
     r.map(3);
     r.bulk(b"lastkey");
-    r.int(if k.last < 0 { k.last as i64 } else { (k.last - k.first) as i64 });
+    r.int(if k.last < 0 {
+        k.last as i64
+    } else {
+        (k.last - k.first) as i64
+    });
     r.bulk(b"keystep");
     r.int(k.step as i64);
     r.bulk(b"limit");
@@ -221,10 +283,15 @@ fn reply_doc(r: &mut Reply, cmd: &Command, parent: Option<&Command>) {
 
 /// Resolves the command written in `argv[2..]` the way COMMAND GETKEYS
 /// does, with its errors.
-fn resolve_for_keys(ctx: &Ctx<'_>, argv: &[&[u8]]) -> Result<(&'static Command, Vec<usize>), CmdError> {
+fn resolve_for_keys(
+    ctx: &Ctx<'_>,
+    argv: &[&[u8]],
+) -> Result<(&'static Command, Vec<usize>), CmdError> {
     let target = &argv[2..];
     let r = ctx.server.commands.resolve(target).map_err(|e| match e {
-        CmdError::WrongArity(_) => CmdError::Static("ERR Invalid number of arguments specified for command"),
+        CmdError::WrongArity(_) => {
+            CmdError::Static("ERR Invalid number of arguments specified for command")
+        }
         _ => CmdError::Static("ERR Invalid command specified"),
     })?;
     let positions: Vec<usize> = r.cmd.key_positions(target.len()).collect();
@@ -276,7 +343,10 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             if args::is(kind, "module") {
                 Filter::Module
             } else if args::is(kind, "aclcat") {
-                let bit = acl::NAMES.iter().position(|n| args::is(value, n)).map(|i| 1u32 << i);
+                let bit = acl::NAMES
+                    .iter()
+                    .position(|n| args::is(value, n))
+                    .map(|i| 1u32 << i);
                 Filter::Category(bit)
             } else if args::is(kind, "pattern") {
                 Filter::Pattern(value)
@@ -288,7 +358,8 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     };
     let mut names = Vec::new();
     for cmd in ctx.server.commands.commands() {
-        let entries = std::iter::once((cmd, None)).chain(cmd.subcommands.iter().map(|s| (s, Some(cmd))));
+        let entries =
+            std::iter::once((cmd, None)).chain(cmd.subcommands.iter().map(|s| (s, Some(cmd))));
         for (c, parent) in entries {
             let name = full_name(c, parent);
             let keep = match filter {

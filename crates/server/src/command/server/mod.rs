@@ -35,7 +35,12 @@ pub const COMMANDS: &[Command] = &[
     entry(
         "shutdown",
         -1,
-        flags::ADMIN | flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::NO_MULTI | flags::ALLOW_BUSY,
+        flags::ADMIN
+            | flags::NOSCRIPT
+            | flags::LOADING
+            | flags::STALE
+            | flags::NO_MULTI
+            | flags::ALLOW_BUSY,
         0,
         shutdown,
         "server",
@@ -96,14 +101,17 @@ const fn container(
 /// A container called without a subcommand: dispatch rejects that by
 /// arity already, this answers the same should it ever get here.
 fn without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    Err(CmdError::WrongArity(String::from_utf8_lossy(argv[0]).to_lowercase()))
+    Err(CmdError::WrongArity(
+        String::from_utf8_lossy(argv[0]).to_lowercase(),
+    ))
 }
 
 /// A `<NAME> HELP` reply: Redis's header, the subcommand lines, then HELP.
 fn help(ctx: &mut Ctx<'_>, name: &str, lines: &[&str]) {
     ctx.reply.array(lines.len() + 3);
-    ctx.reply
-        .simple(&format!("{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"));
+    ctx.reply.simple(&format!(
+        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
     for line in lines {
         ctx.reply.simple(line);
     }
@@ -160,8 +168,12 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         return Err(CmdError::Static("ERR No shutdown in progress."));
     }
     if save {
-        tracing::warn!("SHUTDOWN SAVE refused: this server has no persistence, no snapshot can be written");
-        return Err(CmdError::Static("ERR Errors trying to SHUTDOWN. Check logs."));
+        tracing::warn!(
+            "SHUTDOWN SAVE refused: this server has no persistence, no snapshot can be written"
+        );
+        return Err(CmdError::Static(
+            "ERR Errors trying to SHUTDOWN. Check logs.",
+        ));
     }
     tracing::warn!("User requested shutdown...");
     ctx.flow = Flow::Shutdown;
