@@ -306,6 +306,16 @@ impl CommandTable {
         self.by_name.get(&*lower).copied()
     }
 
+    /// The full name (`get`, `config|get`) of the entry with statistics
+    /// index `id`, as CLIENT LIST shows the last command.
+    pub fn full_name(&self, id: usize) -> Option<Cow<'static, str>> {
+        let (cmd, parent) = self.entries.get(id)?;
+        Some(match parent {
+            Some(p) => Cow::Owned(format!("{}|{}", p.name, cmd.name)),
+            None => Cow::Borrowed(cmd.name),
+        })
+    }
+
     /// Every entry with its statistics, for INFO commandstats.
     pub fn with_stats(&self) -> impl Iterator<Item = (String, &CmdStats)> + '_ {
         self.entries.iter().zip(&self.stats).map(|((c, p), s)| {
@@ -658,6 +668,14 @@ fn run(
     if !r.cmd.has(flags::SKIP_SLOWLOG) {
         server.slowlog.record(server, client, argv, usec);
     }
+    let event = if r.cmd.has(flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    server
+        .latency
+        .add_if_needed(&server.config, event, usec / 1000);
     flow
 }
 
