@@ -52,11 +52,18 @@ pub const COMMANDS: &[Command] = &[
         "Echo the given string",
         "1.0.0",
     ),
-    cmd("quit", -1, HANDSHAKE, quit, "Close the connection", "1.0.0"),
+    cmd(
+        "quit",
+        -1,
+        HANDSHAKE | flags::TXN_CONTROL,
+        quit,
+        "Close the connection",
+        "1.0.0",
+    ),
     cmd(
         "reset",
         1,
-        HANDSHAKE,
+        HANDSHAKE | flags::TXN_CONTROL,
         reset,
         "Reset the connection",
         "6.2.0",
@@ -123,6 +130,8 @@ fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     ctx.client.shared.no_evict.store(false, Relaxed);
     ctx.client.reply_off = false;
     ctx.client.skip_next = false;
+    ctx.client.multi = None;
+    ctx.client.unwatch_all(ctx.server);
     ctx.client.authenticated = !ctx.server.config.requirepass_set.load(Relaxed);
     ctx.reply.simple("RESET");
     Ok(())

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::super::{acl, args, flags, CmdError, Command, Ctx, Flow};
 use super::{container, entry, subcommand_syntax};
+use crate::blocking::Wake;
 use crate::client::{ClientShared, PauseMode};
 use crate::Server;
 
@@ -107,6 +108,14 @@ pub const CLIENT: Command = container(
             reply,
             "Instruct the server whether to reply to commands",
             "3.2.0",
+        ),
+        sub(
+            "unblock",
+            -3,
+            ADMIN,
+            unblock,
+            "Unblock a client blocked in a blocking command from a different connection",
+            "5.0.0",
         ),
         sub(
             "no-evict",
@@ -378,6 +387,31 @@ fn reply(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     Ok(())
 }
 
+/// CLIENT UNBLOCK client-id [TIMEOUT|ERROR]: 1 when the client was blocked
+/// and has been released (with its timeout reply, or an UNBLOCKED error),
+/// 0 otherwise.
+fn unblock(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    if argv.len() > 4 {
+        return Err(CmdError::Static(
+            "ERR unknown subcommand or wrong number of arguments for 'unblock'. Try CLIENT HELP.",
+        ));
+    }
+    let id = args::int(argv[2])?;
+    let wake = match argv.get(3) {
+        None => Wake::Timeout,
+        Some(a) if args::is(a, "timeout") => Wake::Timeout,
+        Some(a) if args::is(a, "error") => Wake::Error,
+        Some(_) => {
+            return Err(CmdError::Static(
+                "ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let done = u64::try_from(id).is_ok_and(|id| ctx.server.blocking.finish(id, wake));
+    ctx.reply.int(done as i64);
+    Ok(())
+}
+
 /// CLIENT NO-EVICT ON|OFF: +OK.
 fn no_evict(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let on = if args::is(argv[2], "on") {
@@ -430,6 +464,8 @@ fn help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
             "    Control the replies sent to the current connection.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "NO-EVICT (ON|OFF)",
             "    Protect current client connection from eviction.",
         ],

@@ -216,7 +216,7 @@ fn clients(s: &Server, out: &mut String) {
         "connected_clients" => s.clients.len(),
         "cluster_connections" => 0,
         "maxclients" => s.config.maxclients.load(Relaxed),
-        "blocked_clients" => 0,
+        "blocked_clients" => s.blocking.len(),
         "tracking_clients" => 0,
     );
 }
