@@ -738,7 +738,7 @@ fn zrange_generic(
             offset = int(argv[j + 1])?;
             limit = int(argv[j + 2])?;
             j += 2;
-        } else if rev.is_none() && is(a, "rev") {
+        } else if rev.is_none() && !reverse && is(a, "rev") {
             reverse = true;
         } else if kind == Kind::Auto && is(a, "bylex") {
             kind = Kind::Lex;
@@ -1135,7 +1135,8 @@ fn zrandmember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                 }
             }
         } else if count >= size {
-            reply_range(r, z, 0, size, false, withscores);
+            // Redis walks the whole set from its tail here.
+            reply_range(r, z, 0, size, true, withscores);
         } else {
             elements_header(r, count, withscores);
             for i in rand::seq::index::sample(&mut rng, size, count) {
@@ -1526,14 +1527,25 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// A SCAN cursor as Redis's parseScanCursorOrReply reads it (`strtoul`:
-/// decimal digits, the empty string being 0).
+/// A SCAN cursor as Redis's parseScanCursorOrReply reads it with
+/// `strtoul`: an optional sign (a negative value wraps around), decimal
+/// digits, the empty string being 0; no leading space, no overflow.
 fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    if arg.is_empty() {
-        return Some(0);
+    let (neg, digits) = match arg.first() {
+        Some(b'-') => (true, &arg[1..]),
+        Some(b'+') => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() {
+        // strtoul reads nothing: a bare sign is left unread, "" is 0.
+        return arg.is_empty().then_some(0);
     }
-    if !arg.iter().all(u8::is_ascii_digit) {
-        return None;
+    let mut v: u64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add((d - b'0') as u64)?;
     }
-    std::str::from_utf8(arg).ok()?.parse().ok()
+    Some(if neg { v.wrapping_neg() } else { v })
 }

@@ -35,6 +35,8 @@ impl Object {
     pub fn free_effort(&self) -> usize {
         match self {
             Object::Raw(_) => 1,
+            Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
+            Object::ZSet(_) => 1,
         }
     }
 }
