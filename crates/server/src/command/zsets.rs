@@ -459,7 +459,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], mut incr: bool) -> Result<(),
         idx += 1;
     }
     let rest = &argv[idx..];
-    if rest.is_empty() || rest.len() % 2 != 0 {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
         return Err(CmdError::Syntax);
     }
     if nx && xx {
@@ -467,7 +467,7 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], mut incr: bool) -> Result<(),
             "ERR XX and NX options at the same time are not compatible",
         ));
     }
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(CmdError::Static(
             "ERR GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -894,8 +894,15 @@ fn pop_first(
     count: usize,
     style: PopReply,
 ) -> Result<bool, CmdError> {
+    // Redis 7.0 serves a blocked client only from a key that holds a
+    // sorted set; one that was given another type leaves it waiting.
+    let serving = ctx.serving;
     for &key in keys {
-        let Some(z) = zset_mut(locked, key)? else {
+        let z = match zset_mut(locked, key) {
+            Err(_) if serving => continue,
+            z => z?,
+        };
+        let Some(z) = z else {
             continue;
         };
         let n = count.min(z.len());

@@ -946,7 +946,7 @@ mod tests {
 
     fn member_name(m: u8) -> Vec<u8> {
         // Some long names, so the value limit is crossed too.
-        if m % 61 == 0 {
+        if m.is_multiple_of(61) {
             vec![b'L'; 60 + (m as usize % 10)]
         } else {
             format!("m{m}").into_bytes()
