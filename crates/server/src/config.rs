@@ -114,6 +114,15 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
     ),
     d(
+        "set-max-intset-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "512",
+        true,
+    ),
+    d(
         "latency-monitor-threshold",
         Kind::Int {
             min: 0,
@@ -257,6 +266,7 @@ pub struct Config {
     pub slowlog_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
     pub requirepass_set: AtomicBool,
 }
 
@@ -307,6 +317,7 @@ impl Config {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
         };
         config.apply();
@@ -420,6 +431,8 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.set_max_intset_entries
+            .store(num("set-max-intset-entries") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

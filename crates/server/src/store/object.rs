@@ -7,6 +7,8 @@ pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
+    /// A SET, `intset` or `hashtable` encoded (see store::set).
+    Set(super::set::Set),
 }
 
 impl Object {
@@ -14,6 +16,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Raw(_) => "string",
+            Object::Set(_) => "set",
         }
     }
 
@@ -21,6 +24,7 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+            Object::Set(s) => s.encoding(),
         }
     }
 
@@ -31,6 +35,7 @@ impl Object {
     pub fn free_effort(&self) -> usize {
         match self {
             Object::Raw(_) => 1,
+            Object::Set(s) => s.free_effort(),
         }
     }
 }
