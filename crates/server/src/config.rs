@@ -114,6 +114,15 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
     ),
     d(
+        "set-max-intset-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "512",
+        true,
+    ),
+    d(
         "latency-monitor-threshold",
         Kind::Int {
             min: 0,
@@ -275,6 +284,7 @@ pub struct Config {
     pub slowlog_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
+    pub set_max_intset_entries: AtomicU64,
     pub requirepass_set: AtomicBool,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
@@ -327,6 +337,7 @@ impl Config {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            set_max_intset_entries: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
@@ -446,6 +457,8 @@ impl Config {
             .store(num("zset-max-listpack-entries") as u64, Relaxed);
         self.zset_max_listpack_value
             .store(num("zset-max-listpack-value") as u64, Relaxed);
+        self.set_max_intset_entries
+            .store(num("set-max-intset-entries") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

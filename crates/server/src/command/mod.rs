@@ -14,6 +14,7 @@ pub mod args;
 mod connection;
 mod keys;
 mod server;
+mod sets;
 mod strings;
 mod transactions;
 mod zsets;
@@ -45,9 +46,8 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
-    /// The key positions depend on the arguments (a `numkeys` argument,
-    /// as ZUNION or ZMPOP): COMMAND shows `movablekeys`, last, as Redis
-    /// does; the handler finds and locks its keys itself.
+    /// The keys are not all at fixed positions: a count argument says how
+    /// many there are (see [`super::KEYNUM_SPECS`]). Redis's movablekeys.
     pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
@@ -145,6 +145,28 @@ pub const NO_KEYS: Keys = Keys {
     step: 0,
 };
 
+/// A `keynum` key spec (Redis 7's `find_keys` of type keynum): `argv[numkeys]`
+/// counts the keys, which start at `argv[first]`, one every `step`.
+pub struct KeyNum {
+    pub numkeys: usize,
+    pub first: usize,
+    pub step: usize,
+}
+
+/// The keynum specs of the [`flags::MOVABLE_KEYS`] commands. They live
+/// beside the table rather than in each [`Command`] so that the few
+/// commands needing one do not add a field to every entry; COMMAND INFO
+/// shows such commands with (first, last, step) = (0, 0, 0), as Redis does.
+/// Handlers still lock the keys they parse themselves.
+pub const KEYNUM_SPECS: &[(&str, KeyNum)] = &[(
+    "sintercard",
+    KeyNum {
+        numkeys: 1,
+        first: 2,
+        step: 1,
+    },
+)];
+
 /// A command handler: parses `argv` (argv[0] is the command name), does
 /// the work and writes the reply.
 pub type Handler = fn(&mut Ctx<'_>, &[&[u8]]) -> Result<(), CmdError>;
@@ -214,6 +236,28 @@ impl Command {
         (first..=last).step_by(step).filter(move |_| run)
     }
 
+    /// Positions of the keys in `argv`: from the keynum spec for a
+    /// MOVABLE_KEYS command (none when its count is not valid), else from
+    /// (first, last, step).
+    pub fn keys_of(&self, argv: &[&[u8]]) -> Vec<usize> {
+        if !self.has(flags::MOVABLE_KEYS) {
+            return self.key_positions(argv.len()).collect();
+        }
+        let Some((_, spec)) = KEYNUM_SPECS.iter().find(|(n, _)| *n == self.name) else {
+            return Vec::new();
+        };
+        let n = argv
+            .get(spec.numkeys)
+            .and_then(|a| args::parse_i64_exact(a))
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let last = spec.first + n.saturating_sub(1).saturating_mul(spec.step);
+        if n == 0 || last >= argv.len() {
+            return Vec::new();
+        }
+        (spec.first..=last).step_by(spec.step.max(1)).collect()
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         if self.arity >= 0 {
             argc == self.arity as usize
@@ -226,6 +270,7 @@ impl Command {
 /// Families in the order COMMAND lists them.
 const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
+    sets::COMMANDS,
     keys::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,

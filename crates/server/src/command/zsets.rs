@@ -15,6 +15,7 @@
 //! Commands whose keys follow a `numkeys` argument (ZUNION, ZMPOP, ...)
 //! carry `flags::MOVABLE_KEYS` and lock the keys they parse.
 
+use crate::store::ValueRef;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -175,6 +176,31 @@ fn zset_read<'l>(
     let z = zset_mut(locked, key);
     ctx.server.stats.hit(!matches!(z, Ok(None)));
     z
+}
+
+/// Members with their scores, copied out of an input key.
+type Members = Vec<(Vec<u8>, f64)>;
+
+/// The members and scores of an input of ZUNION/ZINTER/ZDIFF and their
+/// STORE forms: a sorted set, or a set whose members all score 1, as
+/// Redis accepts; None for a missing key, WRONGTYPE for other types.
+fn source_items(locked: &mut Locked<'_>, key: &[u8]) -> Result<Option<Members>, CmdError> {
+    let Some(e) = locked.get(key) else {
+        return Ok(None);
+    };
+    let mut items = Vec::new();
+    match e.value() {
+        ValueRef::Obj(Object::ZSet(z)) => {
+            items.reserve(z.len());
+            z.for_range(0, z.len(), false, |m, s| items.push((m.to_vec(), s)));
+        }
+        ValueRef::Obj(Object::Set(s)) => {
+            items.reserve(s.len());
+            items.extend(s.iter().map(|m| (m.with_bytes(|b| b.to_vec()), 1.0)));
+        }
+        _ => return Err(CmdError::WrongType),
+    }
+    Ok(Some(items))
 }
 
 /// Stores a new sorted set under `key`.
@@ -1272,18 +1298,12 @@ fn setop_generic(
     let mut locked = ctx.lock(&lock_keys);
     let mut sources = Vec::with_capacity(setnum);
     for &k in keys {
-        let z = if dst.is_some() {
-            zset_mut(&mut locked, k)
-        } else {
-            zset_read(ctx, &mut locked, k)
-        };
-        match z {
-            Ok(z) => {
-                let mut items = Vec::new();
-                if let Some(z) = z {
-                    items.reserve(z.len());
-                    z.for_range(0, z.len(), false, |m, s| items.push((m.to_vec(), s)));
+        match source_items(&mut locked, k) {
+            Ok(items) => {
+                if dst.is_none() {
+                    ctx.server.stats.hit(items.is_some());
                 }
+                let items = items.unwrap_or_default();
                 sources.push(Source { items, weight: 1.0 });
             }
             Err(e) => {

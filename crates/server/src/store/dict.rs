@@ -70,10 +70,17 @@ impl std::ops::Deref for EntryMut<'_> {
     }
 }
 
-impl EntryMut<'_> {
+impl<'a> EntryMut<'a> {
     pub fn get_mut(&mut self) -> &mut EntryInPlace {
         // Safety: as in Deref; EntryInPlace is repr(transparent) over Entry
         // and exposes no way to replace the entry.
+        unsafe { &mut *(self.slot as *mut *mut u8 as *mut EntryInPlace) }
+    }
+
+    /// The entry in place for as long as the table borrow lasts, so a
+    /// lookup helper can hand out a borrow of the value inside it.
+    pub fn into_mut(self) -> &'a mut EntryInPlace {
+        // Safety: as in `get_mut`, for the slot's whole lifetime.
         unsafe { &mut *(self.slot as *mut *mut u8 as *mut EntryInPlace) }
     }
 

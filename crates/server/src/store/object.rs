@@ -9,6 +9,8 @@ pub enum Object {
     Raw(Vec<u8>),
     /// A sorted set (store::zset).
     ZSet(super::zset::ZSet),
+    /// A SET, `intset` or `hashtable` encoded (see store::set).
+    Set(super::set::Set),
 }
 
 impl Object {
@@ -17,6 +19,7 @@ impl Object {
         match self {
             Object::Raw(_) => "string",
             Object::ZSet(_) => "zset",
+            Object::Set(_) => "set",
         }
     }
 
@@ -25,6 +28,7 @@ impl Object {
         match self {
             Object::Raw(_) => "raw",
             Object::ZSet(z) => z.encoding(),
+            Object::Set(s) => s.encoding(),
         }
     }
 
@@ -37,6 +41,7 @@ impl Object {
             Object::Raw(_) => 1,
             Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
             Object::ZSet(_) => 1,
+            Object::Set(s) => s.free_effort(),
         }
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::super::{args, flags, CmdError, Command, Ctx, Flow};
 use super::{container, entry, subcommand_syntax};
+use crate::store::set::Set;
 use crate::store::{Object, ValueRef};
 
 const ADMIN: u32 = flags::ADMIN | flags::NOSCRIPT | flags::LOADING | flags::STALE;
@@ -104,6 +105,23 @@ fn rdb_string_size(bytes: &[u8]) -> usize {
     rdb_len_size(bytes.len()) + bytes.len()
 }
 
+/// Bytes an object takes in an RDB file (without LZF compression).
+fn rdb_object_size(o: &Object) -> usize {
+    match o {
+        Object::Raw(b) => rdb_string_size(b),
+        // An intset is saved as one string: its blob.
+        Object::Set(Set::Ints(i)) => rdb_len_size(i.blob_len()) + i.blob_len(),
+        Object::Set(s) => {
+            rdb_len_size(s.len())
+                + s.iter()
+                    .map(|m| m.with_bytes(rdb_string_size))
+                    .sum::<usize>()
+        }
+        // Sized once the RDB writer serializes sorted sets.
+        Object::ZSet(_) => 0,
+    }
+}
+
 fn rdb_int_size(n: i64) -> Option<usize> {
     if i8::try_from(n).is_ok() {
         Some(2)
@@ -128,9 +146,7 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), CmdError> {
                 ("int", if shared { i32::MAX as i64 } else { 1 }, size)
             }
             ValueRef::Emb(b) => ("embstr", 1, rdb_string_size(b)),
-            ValueRef::Obj(Object::Raw(b)) => ("raw", 1, rdb_string_size(b)),
-            // The RDB writer will size collections; until then none is given.
-            ValueRef::Obj(o) => (o.encoding(), 1, 0),
+            ValueRef::Obj(o) => (o.encoding(), 1, rdb_object_size(o)),
         };
         let now_clock = crate::store::lru_clock(ctx.now_ms);
         let clock = e.clock();

@@ -294,7 +294,7 @@ fn resolve_for_keys(
         }
         _ => CmdError::Static("ERR Invalid command specified"),
     })?;
-    let positions: Vec<usize> = r.cmd.key_positions(target.len()).collect();
+    let positions = r.cmd.keys_of(target);
     if positions.is_empty() {
         return Err(CmdError::Static("ERR The command has no key arguments"));
     }
