@@ -128,6 +128,15 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         false,
     ),
+    d(
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "-2",
+        true,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("save", Kind::SavePolicy, "", false),
@@ -258,6 +267,8 @@ pub struct Config {
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
     pub requirepass_set: AtomicBool,
+    /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
+    pub list_max_listpack_size: AtomicI64,
 }
 
 impl Config {
@@ -308,6 +319,7 @@ impl Config {
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
+            list_max_listpack_size: AtomicI64::new(0),
         };
         config.apply();
         Ok(config)
@@ -405,6 +417,8 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.list_max_listpack_size
+            .store(num("list-max-listpack-size"), Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

@@ -2,6 +2,8 @@
 //! `string2ll` reads them, floats as `strtod` does, options matched without
 //! regard to case.
 
+use std::time::Duration;
+
 use super::CmdError;
 
 /// Parses the canonical decimal form of an i64, as Redis's `string2ll`:
@@ -88,6 +90,28 @@ pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
     Ok(n as usize)
 }
 
+/// A blocking command's timeout in seconds, read as Redis 7.0's
+/// `getTimeoutFromObjectOrReply` reads it: a float, multiplied to
+/// milliseconds and truncated the way C's `(long long)` cast does on
+/// x86-64 (infinite and out-of-range values become LLONG_MIN, hence
+/// "negative"). `None` means wait forever (0, or under a millisecond).
+pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+    let secs = parse_f64(arg).ok_or(CmdError::Static(
+        "ERR timeout is not a float or out of range",
+    ))?;
+    let ms = secs * 1000.0;
+    // i64::MAX as f64 rounds up to 2^63, the first value out of range.
+    let ms = if ms >= i64::MIN as f64 && ms < i64::MAX as f64 {
+        ms as i64
+    } else {
+        i64::MIN
+    };
+    if ms < 0 {
+        return Err(CmdError::Static("ERR timeout is negative"));
+    }
+    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +132,22 @@ mod tests {
         ] {
             assert_eq!(parse_i64_exact(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn timeouts_as_redis_7_0() {
+        assert_eq!(timeout(b"0"), Ok(None));
+        assert_eq!(timeout(b"0.0001"), Ok(None));
+        assert_eq!(timeout(b"0.1"), Ok(Some(Duration::from_millis(100))));
+        assert_eq!(timeout(b"0x10"), Ok(Some(Duration::from_secs(16))));
+        for negative in [&b"-1"[..], b"inf", b"-inf", b"1e30"] {
+            assert_eq!(
+                timeout(negative),
+                Err(CmdError::Static("ERR timeout is negative")),
+                "{negative:?}"
+            );
+        }
+        assert!(timeout(b"nan").is_err() && timeout(b" 1").is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@
 pub mod args;
 mod connection;
 mod keys;
+mod lists;
 mod server;
 mod strings;
 mod transactions;
@@ -43,6 +44,10 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
+    /// Key positions depend on the arguments (a numkeys count, as LMPOP):
+    /// COMMAND reports (0, 0, 0) for them and this flag. Handlers find and
+    /// lock such keys themselves, as they do for every command.
+    pub const MOVABLE_KEYS: u32 = 1 << 24;
     pub const ALLOW_BUSY: u32 = 1 << 25;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
@@ -69,6 +74,7 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
+        (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
     ];
 }
@@ -221,6 +227,7 @@ impl Command {
 const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    lists::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
@@ -484,6 +491,14 @@ impl<'a> Ctx<'a> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.server.watches.touch(db, key);
         self.server.blocking.signal(db, key);
+    }
+
+    /// Whether a blocking command may wait here: not inside MULTI/EXEC.
+    /// Commands whose "cannot block" reply differs from their timeout
+    /// reply (BLMOVE: nil in MULTI, a null array on timeout) check it
+    /// before calling [`block`](Self::block).
+    pub fn may_block(&self) -> bool {
+        !self.in_transaction
     }
 
     /// Blocks the client on `keys` until a write makes one of them ready or

@@ -1,12 +1,15 @@
 //! Values that live outside their entry because they grow or change in
 //! place: long strings now, the collection types as they are added.
 
+use super::list::List;
+
 /// A boxed value owned by an [`Entry`](super::entry::Entry).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
+    List(List),
 }
 
 impl Object {
@@ -14,6 +17,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Raw(_) => "string",
+            Object::List(_) => "list",
         }
     }
 
@@ -21,6 +25,8 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+            // Redis 7.0 uses a quicklist for every list, however small.
+            Object::List(_) => "quicklist",
         }
     }
 }
