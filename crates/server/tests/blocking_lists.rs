@@ -2,9 +2,8 @@
 //! served by later writes from other connections, FIFO order among
 //! waiters, MULTI/EXEC, chains of BLMOVE, timeouts and disconnects.
 //!
-//! Replies are compared as raw RESP bytes. A blocked client is given a
-//! moment to register before the write that should serve it (`settle`):
-//! this branch has no INFO blocked_clients to poll yet.
+//! Replies are compared as raw RESP bytes. A blocked client is waited for
+//! through INFO's blocked_clients before the write that should serve it.
 
 mod common;
 
@@ -75,9 +74,25 @@ impl Conn {
     }
 }
 
-/// Lets a client that just sent a blocking command reach its wait.
-fn settle() {
-    thread::sleep(Duration::from_millis(200));
+/// INFO clients' blocked_clients.
+fn blocked_clients(server: &ServerProcess) -> usize {
+    let info = Conn::open(server).call("INFO clients");
+    info.lines()
+        .find_map(|l| l.strip_prefix("blocked_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("INFO clients has blocked_clients")
+}
+
+/// Waits until exactly `n` clients are blocked.
+fn wait_blocked(server: &ServerProcess, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while blocked_clients(server) != n {
+        assert!(
+            Instant::now() < deadline,
+            "never reached {n} blocked clients"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Sends a blocking command on a new connection and returns a thread that
@@ -85,13 +100,14 @@ fn settle() {
 fn blocked(server: &ServerProcess, cmd: &str) -> thread::JoinHandle<(String, Duration)> {
     let mut c = Conn::open(server);
     let cmd = cmd.to_string();
+    let before = blocked_clients(server);
     let h = thread::spawn(move || {
         let start = Instant::now();
         c.send(&cmd);
         let r = c.read();
         (r, start.elapsed())
     });
-    settle();
+    wait_blocked(server, before + 1);
     h
 }
 
@@ -167,6 +183,7 @@ fn a_push_inside_multi_serves_the_waiter_after_exec() {
     assert_eq!(w.call("LPUSH k gone"), "+QUEUED\r\n");
     assert_eq!(w.call("LPOP k"), "+QUEUED\r\n");
     assert_eq!(w.call("EXEC"), "*2\r\n:1\r\n$4\r\ngone\r\n");
+    assert_eq!(blocked_clients(&s), 1);
     assert!(!a.is_finished());
 
     assert_eq!(w.call("MULTI"), "+OK\r\n");
@@ -249,9 +266,9 @@ fn a_disconnected_waiter_loses_no_element() {
     let s = ServerProcess::ferrokv(&[]);
     let mut gone = Conn::open(&s);
     gone.send("BLPOP k 0");
-    settle();
+    wait_blocked(&s, 1);
     drop(gone);
-    settle();
+    wait_blocked(&s, 0);
     let mut w = Conn::open(&s);
     assert_eq!(w.call("LPUSH k v"), ":1\r\n");
     assert_eq!(w.call("LRANGE k 0 -1"), "*1\r\n$1\r\nv\r\n");
@@ -259,10 +276,11 @@ fn a_disconnected_waiter_loses_no_element() {
     assert_eq!(w.call("DEL k"), ":1\r\n");
     let mut gone = Conn::open(&s);
     gone.send("BLPOP k 0");
-    settle();
+    wait_blocked(&s, 1);
     let live = blocked(&s, "BLPOP k 0");
     drop(gone);
-    settle();
+    wait_blocked(&s, 1);
     assert_eq!(w.call("RPUSH k x"), ":1\r\n");
     assert_eq!(reply(live), pair("k", "x"));
+    wait_blocked(&s, 0);
 }

@@ -268,6 +268,16 @@ impl List {
         self.len == 0
     }
 
+    /// Number of packed nodes (what freeing the list costs).
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Bytes of packed element data, headers excluded.
+    pub fn packed_bytes(&self) -> usize {
+        self.nodes.iter().map(|n| n.buf.len()).sum()
+    }
+
     /// Adds a node at the front or back; a one-node list gets a one-slot
     /// deque so that small lists carry no spare capacity.
     fn add_node(&mut self, end: End, node: Node) {

@@ -7,6 +7,7 @@ mod dict;
 pub mod entry;
 pub mod expire;
 mod keyspace;
+pub mod lazyfree;
 pub mod list;
 pub mod object;
 

@@ -29,4 +29,16 @@ impl Object {
             Object::List(_) => "quicklist",
         }
     }
+
+    /// How many allocations freeing this value costs (Redis's
+    /// `lazyfreeGetFreeEffort`): UNLINK frees values costing more than
+    /// [`LAZYFREE_THRESHOLD`](super::lazyfree::LAZYFREE_THRESHOLD) off the
+    /// connection's thread.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Object::Raw(_) => 1,
+            // Redis counts a quicklist's nodes.
+            Object::List(l) => l.node_count(),
+        }
+    }
 }
