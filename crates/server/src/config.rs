@@ -137,6 +137,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "-2",
         true,
     ),
+    d(
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("save", Kind::SavePolicy, "", false),
@@ -269,6 +287,8 @@ pub struct Config {
     pub requirepass_set: AtomicBool,
     /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
     pub list_max_listpack_size: AtomicI64,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Config {
@@ -320,6 +340,8 @@ impl Config {
             latency_threshold_ms: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
             list_max_listpack_size: AtomicI64::new(0),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
         };
         config.apply();
         Ok(config)
@@ -434,6 +456,10 @@ impl Config {
             .store(num("latency-monitor-threshold") as u64, Relaxed);
         self.list_max_listpack_size
             .store(num("list-max-listpack-size"), Relaxed);
+        self.zset_max_listpack_entries
+            .store(num("zset-max-listpack-entries") as u64, Relaxed);
+        self.zset_max_listpack_value
+            .store(num("zset-max-listpack-value") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

@@ -284,3 +284,19 @@ fn a_disconnected_waiter_loses_no_element() {
     assert_eq!(reply(live), pair("k", "x"));
     wait_blocked(&s, 0);
 }
+
+#[test]
+fn a_waiter_is_served_only_from_a_list() {
+    let s = ServerProcess::ferrokv(&[]);
+    let mut w = Conn::open(&s);
+    let a = blocked(&s, "BLPOP k 0");
+    let b = blocked(&s, "BLMOVE k d LEFT LEFT 0");
+    // A sorted set under the key wakes nobody here (Redis 7.0 serves a
+    // key only to waiters of its type).
+    assert_eq!(w.call("ZADD k 1 m"), ":1\r\n");
+    assert_eq!(blocked_clients(&s), 2);
+    assert_eq!(w.call("DEL k"), ":1\r\n");
+    assert_eq!(w.call("RPUSH k x y"), ":2\r\n");
+    assert_eq!(reply(a), pair("k", "x"));
+    assert_eq!(reply(b), "$1\r\ny\r\n");
+}

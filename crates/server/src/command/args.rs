@@ -2,8 +2,6 @@
 //! `string2ll` reads them, floats as `strtod` does, options matched without
 //! regard to case.
 
-use std::time::Duration;
-
 use super::CmdError;
 
 /// Parses the canonical decimal form of an i64, as Redis's `string2ll`:
@@ -90,26 +88,19 @@ pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
     Ok(n as usize)
 }
 
-/// A blocking command's timeout in seconds, read as Redis 7.0's
-/// `getTimeoutFromObjectOrReply` reads it: a float, multiplied to
-/// milliseconds and truncated the way C's `(long long)` cast does on
-/// x86-64 (infinite and out-of-range values become LLONG_MIN, hence
-/// "negative"). `None` means wait forever (0, or under a millisecond).
-pub fn timeout(arg: &[u8]) -> Result<Option<Duration>, CmdError> {
+/// A blocking command's timeout in seconds, as Redis 7.0's
+/// `getTimeoutFromObjectOrReply` reads it: a float, rounded up to whole
+/// milliseconds; 0 waits for ever (`None`). Values too large for a
+/// millisecond count wrap negative in Redis, so they are "negative" here.
+pub fn timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
     let secs = parse_f64(arg).ok_or(CmdError::Static(
         "ERR timeout is not a float or out of range",
     ))?;
-    let ms = secs * 1000.0;
-    // i64::MAX as f64 rounds up to 2^63, the first value out of range.
-    let ms = if ms >= i64::MIN as f64 && ms < i64::MAX as f64 {
-        ms as i64
-    } else {
-        i64::MIN
-    };
-    if ms < 0 {
+    let ms = (secs * 1000.0).ceil();
+    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
         return Err(CmdError::Static("ERR timeout is negative"));
     }
-    Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
+    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
 }
 
 #[cfg(test)]
@@ -136,8 +127,11 @@ mod tests {
 
     #[test]
     fn timeouts_as_redis_7_0() {
+        use std::time::Duration;
         assert_eq!(timeout(b"0"), Ok(None));
-        assert_eq!(timeout(b"0.0001"), Ok(None));
+        // Rounded up to whole milliseconds: a tenth of one still times out.
+        assert_eq!(timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(timeout(b"-0.0001"), Ok(None));
         assert_eq!(timeout(b"0.1"), Ok(Some(Duration::from_millis(100))));
         assert_eq!(timeout(b"0x10"), Ok(Some(Duration::from_secs(16))));
         for negative in [&b"-1"[..], b"inf", b"-inf", b"1e30"] {

@@ -763,7 +763,12 @@ fn move_one(
     let Some(mut e) = locked.get(src) else {
         return Ok(None);
     };
-    let list = as_list(&mut e)?;
+    let list = match as_list(&mut e) {
+        // Redis 7.0 serves a blocked client only from a key holding a
+        // list; one given another type leaves it waiting.
+        Err(_) if ctx.serving => return Ok(None),
+        list => list?,
+    };
     if src == dst {
         let Some(item) = list.pop(from) else {
             return Ok(None);
@@ -807,7 +812,7 @@ fn move_generic(
     let result = match move_one(ctx, &mut locked, src, dst, from, to, fill) {
         // Redis 7.0 answers nil when BLMOVE cannot block (MULTI), but a
         // null array when its timeout passes.
-        Ok(None) if wait.is_some() && ctx.may_block() => {
+        Ok(None) if wait.is_some() && !ctx.in_transaction => {
             let t = wait.flatten();
             ctx.block(&[src], argv, t, TimeoutReply::NullArray);
             Ok(())
@@ -898,7 +903,11 @@ fn mpop_first(
     p: &MultiPop<'_>,
 ) -> Result<bool, CmdError> {
     for key in p.keys {
-        let Some(items) = pop_items(ctx, locked, key, p.end, p.count)? else {
+        let Some(items) = (match pop_items(ctx, locked, key, p.end, p.count) {
+            // A blocked client is served only from lists (see move_one).
+            Err(_) if ctx.serving => continue,
+            items => items?,
+        }) else {
             continue;
         };
         ctx.reply.array(2);
@@ -959,7 +968,12 @@ fn bpop_first(
     end: End,
 ) -> Result<bool, CmdError> {
     for key in keys {
-        if let Some(item) = pop_items(ctx, locked, key, end, 1)?.and_then(|mut v| v.pop()) {
+        let popped = match pop_items(ctx, locked, key, end, 1) {
+            // A blocked client is served only from lists (see move_one).
+            Err(_) if ctx.serving => continue,
+            popped => popped?,
+        };
+        if let Some(item) = popped.and_then(|mut v| v.pop()) {
             ctx.reply.array(2);
             ctx.reply.bulk(key);
             ctx.reply.bulk(&item);

@@ -17,6 +17,7 @@ mod lists;
 mod server;
 mod strings;
 mod transactions;
+mod zsets;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -44,11 +45,11 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
-    /// Key positions depend on the arguments (a numkeys count, as LMPOP):
-    /// COMMAND reports (0, 0, 0) for them and this flag. Handlers find and
-    /// lock such keys themselves, as they do for every command.
-    pub const MOVABLE_KEYS: u32 = 1 << 24;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// The key positions depend on the arguments (a `numkeys` argument,
+    /// as ZUNION or ZMPOP): COMMAND shows `movablekeys`, last, as Redis
+    /// does; the handler finds and locks its keys itself.
+    pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -74,8 +75,8 @@ pub mod flags {
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
-        (MOVABLE_KEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLE_KEYS, "movablekeys"),
     ];
 }
 
@@ -231,6 +232,7 @@ const FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    zsets::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.
@@ -501,14 +503,6 @@ impl<'a> Ctx<'a> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.server.watches.touch(db, key);
         self.server.blocking.signal(db, key);
-    }
-
-    /// Whether a blocking command may wait here: not inside MULTI/EXEC.
-    /// Commands whose "cannot block" reply differs from their timeout
-    /// reply (BLMOVE: nil in MULTI, a null array on timeout) check it
-    /// before calling [`block`](Self::block).
-    pub fn may_block(&self) -> bool {
-        !self.in_transaction
     }
 
     /// Blocks the client on `keys` until a write makes one of them ready or

@@ -10,6 +10,7 @@ mod keyspace;
 pub mod lazyfree;
 pub mod list;
 pub mod object;
+pub mod zset;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};

@@ -10,6 +10,8 @@ pub enum Object {
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
     List(List),
+    /// A sorted set (store::zset).
+    ZSet(super::zset::ZSet),
 }
 
 impl Object {
@@ -18,6 +20,7 @@ impl Object {
         match self {
             Object::Raw(_) => "string",
             Object::List(_) => "list",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -27,6 +30,7 @@ impl Object {
             Object::Raw(_) => "raw",
             // Redis 7.0 uses a quicklist for every list, however small.
             Object::List(_) => "quicklist",
+            Object::ZSet(z) => z.encoding(),
         }
     }
 
@@ -39,6 +43,8 @@ impl Object {
             Object::Raw(_) => 1,
             // Redis counts a quicklist's nodes.
             Object::List(l) => l.node_count(),
+            Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
+            Object::ZSet(_) => 1,
         }
     }
 }

@@ -128,12 +128,12 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), CmdError> {
                 ("int", if shared { i32::MAX as i64 } else { 1 }, size)
             }
             ValueRef::Emb(b) => ("embstr", 1, rdb_string_size(b)),
-            ValueRef::Obj(o) => match o {
-                Object::Raw(b) => (o.encoding(), 1, rdb_string_size(b)),
-                // ferrokv's nodes are not listpacks: their packed size
-                // stands in for Redis's serialized quicklist length.
-                Object::List(l) => (o.encoding(), 1, l.packed_bytes()),
-            },
+            ValueRef::Obj(Object::Raw(b)) => ("raw", 1, rdb_string_size(b)),
+            // ferrokv's list nodes are not listpacks: their packed size
+            // stands in for Redis's serialized quicklist length.
+            ValueRef::Obj(o @ Object::List(l)) => (o.encoding(), 1, l.packed_bytes()),
+            // The RDB writer will size collections; until then none is given.
+            ValueRef::Obj(o) => (o.encoding(), 1, 0),
         };
         let now_clock = crate::store::lru_clock(ctx.now_ms);
         let clock = e.clock();
