@@ -138,6 +138,15 @@ pub const DIRECTIVES: &[Directive] = &[
         false,
     ),
     d(
+        "list-max-listpack-size",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "-2",
+        true,
+    ),
+    d(
         "zset-max-listpack-entries",
         Kind::Int {
             min: 0,
@@ -286,6 +295,8 @@ pub struct Config {
     pub latency_threshold_ms: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
     pub requirepass_set: AtomicBool,
+    /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
+    pub list_max_listpack_size: AtomicI64,
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
 }
@@ -339,6 +350,7 @@ impl Config {
             latency_threshold_ms: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
+            list_max_listpack_size: AtomicI64::new(0),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
         };
@@ -453,6 +465,8 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.list_max_listpack_size
+            .store(num("list-max-listpack-size"), Relaxed);
         self.zset_max_listpack_entries
             .store(num("zset-max-listpack-entries") as u64, Relaxed);
         self.zset_max_listpack_value

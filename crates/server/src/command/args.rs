@@ -126,6 +126,25 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_as_redis_7_0() {
+        use std::time::Duration;
+        assert_eq!(timeout(b"0"), Ok(None));
+        // Rounded up to whole milliseconds: a tenth of one still times out.
+        assert_eq!(timeout(b"0.0001"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(timeout(b"-0.0001"), Ok(None));
+        assert_eq!(timeout(b"0.1"), Ok(Some(Duration::from_millis(100))));
+        assert_eq!(timeout(b"0x10"), Ok(Some(Duration::from_secs(16))));
+        for negative in [&b"-1"[..], b"inf", b"-inf", b"1e30"] {
+            assert_eq!(
+                timeout(negative),
+                Err(CmdError::Static("ERR timeout is negative")),
+                "{negative:?}"
+            );
+        }
+        assert!(timeout(b"nan").is_err() && timeout(b" 1").is_err());
+    }
+
+    #[test]
     fn floats_as_strtod() {
         assert_eq!(parse_f64(b"1.5"), Some(1.5));
         assert_eq!(parse_f64(b"-inf"), Some(f64::NEG_INFINITY));

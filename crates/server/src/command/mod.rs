@@ -13,6 +13,7 @@
 pub mod args;
 mod connection;
 mod keys;
+mod lists;
 mod server;
 mod sets;
 mod strings;
@@ -272,6 +273,7 @@ const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     sets::COMMANDS,
     keys::COMMANDS,
+    lists::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,

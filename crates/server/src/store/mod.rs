@@ -8,6 +8,7 @@ pub mod entry;
 pub mod expire;
 mod keyspace;
 pub mod lazyfree;
+pub mod list;
 pub mod object;
 pub mod set;
 pub mod zset;

@@ -1,12 +1,15 @@
 //! Values that live outside their entry because they grow or change in
 //! place: long strings now, the collection types as they are added.
 
+use super::list::List;
+
 /// A boxed value owned by an [`Entry`](super::entry::Entry).
 #[derive(Debug, Clone)]
 pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
+    List(List),
     /// A sorted set (store::zset).
     ZSet(super::zset::ZSet),
     /// A SET, `intset` or `hashtable` encoded (see store::set).
@@ -18,6 +21,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Raw(_) => "string",
+            Object::List(_) => "list",
             Object::ZSet(_) => "zset",
             Object::Set(_) => "set",
         }
@@ -27,6 +31,8 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+            // Redis 7.0 uses a quicklist for every list, however small.
+            Object::List(_) => "quicklist",
             Object::ZSet(z) => z.encoding(),
             Object::Set(s) => s.encoding(),
         }
@@ -39,6 +45,8 @@ impl Object {
     pub fn free_effort(&self) -> usize {
         match self {
             Object::Raw(_) => 1,
+            // Redis counts a quicklist's nodes.
+            Object::List(l) => l.node_count(),
             Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
             Object::ZSet(_) => 1,
             Object::Set(s) => s.free_effort(),

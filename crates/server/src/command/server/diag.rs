@@ -117,6 +117,9 @@ fn rdb_object_size(o: &Object) -> usize {
                     .map(|m| m.with_bytes(rdb_string_size))
                     .sum::<usize>()
         }
+        // ferrokv's list nodes are not listpacks: their packed size stands
+        // in for Redis's serialized quicklist length.
+        Object::List(l) => l.packed_bytes(),
         // Sized once the RDB writer serializes sorted sets.
         Object::ZSet(_) => 0,
     }
