@@ -13,6 +13,7 @@
 pub mod args;
 mod connection;
 mod keys;
+mod scripting;
 mod server;
 mod strings;
 mod transactions;
@@ -44,6 +45,12 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// Key positions depend on the arguments (EVAL's numkeys); Redis lists
+    /// it last.
+    pub const MOVABLEKEYS: u32 = 1 << 28;
+    /// ferrokv's own: runs on the script thread (see crate::scripting), so
+    /// that its event loop can answer BUSY meanwhile. Not shown by COMMAND.
+    pub const SCRIPT_THREAD: u32 = 1 << 29;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -70,6 +77,7 @@ pub mod flags {
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLEKEYS, "movablekeys"),
     ];
 }
 
@@ -224,6 +232,7 @@ const FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.
@@ -618,8 +627,9 @@ pub fn execute(
     flow
 }
 
-/// Runs one queued command inside EXEC (blocked clients are served once
-/// the whole transaction is done).
+/// Runs one command inside EXEC or a script (blocked clients are served
+/// once the whole transaction or script is done; blocking commands do not
+/// block there).
 pub fn run_in_transaction(
     server: &Server,
     client: &mut Client,
