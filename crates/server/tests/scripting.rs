@@ -262,7 +262,10 @@ fn busy_script_is_reported_and_killed() {
         let _: () = redis::cmd("SET").arg("after").arg("1").query(con).unwrap();
     }
     let text = error_text(redis::cmd("SCRIPT").arg("KILL").query(&mut others[3]));
-    assert!(text.contains("No scripts in execution right now."), "{text}");
+    assert!(
+        text.contains("No scripts in execution right now."),
+        "{text}"
+    );
 }
 
 #[test]

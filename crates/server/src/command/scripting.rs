@@ -381,7 +381,9 @@ fn library_name(code: &[u8]) -> Result<String, CmdError> {
     if !code.starts_with(b"#!") {
         return Err(CmdError::Static("ERR Missing library metadata"));
     }
-    let end = code.iter().position(|&b| b == b'\n').unwrap_or(code.len());
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err(CmdError::Static("ERR Invalid library metadata"));
+    };
     let line = String::from_utf8_lossy(&code[2..end]);
     let mut parts = line.split(' ').filter(|p| !p.is_empty());
     let engine = parts.next().unwrap_or_default();
@@ -467,9 +469,10 @@ fn function_list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             with_code = true;
         } else if args::is(argv[i], "libraryname") {
             if pattern.is_some() {
-                return Err(CmdError::Static(
-                    "ERR library name argument was already given",
-                ));
+                return Err(CmdError::Owned(format!(
+                    "ERR Unknown argument {}",
+                    String::from_utf8_lossy(argv[i])
+                )));
             }
             i += 1;
             let Some(p) = argv.get(i) else {
@@ -519,7 +522,7 @@ fn function_list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                     .collect();
                 reply.set(names.len());
                 for n in names {
-                    reply.bulk(n.as_bytes());
+                    reply.simple(n);
                 }
             }
             if with_code {

@@ -50,7 +50,8 @@ pub struct Engine {
     /// Shared with prelude.lua: `scripts[sha]`, `functions[name]`, the
     /// environments and the per-run state.
     internal: Table,
-    /// Function name to (library name, flags).
+    /// Function name (lower case: names are case-insensitive, as in
+    /// Redis) to (library name, flags).
     functions: HashMap<String, (String, u32)>,
     /// Flags of each cached script, from its shebang.
     script_flags: HashMap<String, u32>,
@@ -152,8 +153,9 @@ impl Engine {
 
     /// A function by name with its flags.
     pub fn function(&self, name: &str) -> Option<(Function, u32)> {
-        let (_, flags) = self.functions.get(name)?;
-        let f = self.table("functions").ok()?.raw_get(name).ok()?;
+        let key = name.to_ascii_lowercase();
+        let (_, flags) = self.functions.get(&key)?;
+        let f = self.table("functions").ok()?.raw_get(key).ok()?;
         Some((f, *flags))
     }
 
@@ -171,7 +173,7 @@ impl Engine {
             return Err(CmdError::Static("ERR No functions registered"));
         }
         for (f, _) in &registered {
-            if let Some((lib, _)) = self.functions.get(&f.name) {
+            if let Some((lib, _)) = self.functions.get(&f.name.to_ascii_lowercase()) {
                 if lib != name {
                     return Err(CmdError::Owned(format!(
                         "ERR Function {} already exists",
@@ -184,11 +186,11 @@ impl Engine {
         let table = self.table("functions").map_err(internal_error)?;
         let mut infos = Vec::new();
         for (info, callback) in registered {
+            let key = info.name.to_ascii_lowercase();
             table
-                .raw_set(info.name.as_str(), callback)
+                .raw_set(key.as_str(), callback)
                 .map_err(internal_error)?;
-            self.functions
-                .insert(info.name.clone(), (name.to_string(), info.flags));
+            self.functions.insert(key, (name.to_string(), info.flags));
             infos.push(info);
         }
         self.libraries.insert(
@@ -217,7 +219,10 @@ impl Engine {
             let register =
                 scope.create_function_mut(|lua, args: MultiValue| match register_args(&args) {
                     Ok((info, f)) => {
-                        if registered.iter().any(|(r, _)| r.name == info.name) {
+                        if registered
+                            .iter()
+                            .any(|(r, _)| r.name.eq_ignore_ascii_case(&info.name))
+                        {
                             return Ok((
                                 false,
                                 err_table(lua, "Function already exists in the library")?,
@@ -253,8 +258,9 @@ impl Engine {
         };
         if let Ok(table) = self.table("functions") {
             for f in &lib.functions {
-                let _ = table.raw_set(f.name.as_str(), Value::Nil);
-                self.functions.remove(&f.name);
+                let key = f.name.to_ascii_lowercase();
+                let _ = table.raw_set(key.as_str(), Value::Nil);
+                self.functions.remove(&key);
             }
         }
         true

@@ -449,7 +449,7 @@ pub fn rust_table(lua: &Lua) -> mlua::Result<Table> {
             let level = match args.front() {
                 Some(Value::Integer(n)) => *n as f64,
                 Some(Value::Number(n)) => *n,
-                _ => return err("First argument must be a number"),
+                _ => return err("First argument must be a number (log level)."),
             };
             if !(0.0..=3.0).contains(&level) {
                 return err("Invalid debug level.");

@@ -93,16 +93,17 @@ end
 redis.sha1hex = lift(rust.sha1hex)
 redis.log = lift(rust.log)
 
-redis.setresp = function(...)
+redis.setresp = lift(function(...)
   if select('#', ...) ~= 1 then
-    error(err_table('redis.setresp() requires one argument.'))
+    return false, err_table('redis.setresp() requires one argument.')
   end
   local v = ...
   if v ~= 2 and v ~= 3 then
-    error(err_table('RESP version must be 2 or 3.'))
+    return false, err_table('RESP version must be 2 or 3.')
   end
   internal.resp = v
-end
+  return true
+end)
 
 -- Redis's redis.error_reply and redis.status_reply.
 redis.error_reply = function(...)
@@ -132,15 +133,16 @@ end
 -- Effects replication is the only mode since Redis 7.0: these remain for
 -- old scripts.
 redis.replicate_commands = function() return true end
-redis.set_repl = function(...)
+redis.set_repl = lift(function(...)
   if select('#', ...) ~= 1 then
-    error(err_table('redis.set_repl() requires two arguments.'))
+    return false, err_table('redis.set_repl() requires two arguments.')
   end
   local flags = ...
   if type(flags) ~= 'number' or flags < 0 or flags > 3 or flags % 1 ~= 0 then
-    error(err_table('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.'))
+    return false, err_table('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
   end
-end
+  return true
+end)
 redis.breakpoint = function() return false end
 redis.debug = function() end
 
@@ -153,6 +155,19 @@ local library_api = {
   REDIS_VERSION = rust.version, REDIS_VERSION_NUM = rust.version_num,
 }
 
+-- Redis's pcall hands scripts the message of an {err=...} error, not
+-- the table.
+local raw_pcall = pcall
+G.pcall = function(...)
+  local r = pack(raw_pcall(...))
+  if not r[1] and type(r[2]) == 'table' then
+    local e = r[2].err
+    if type(e) == 'string' or type(e) == 'number' then
+      r[2] = e
+    end
+  end
+  return unpack(r, 1, r.n)
+end
 G.setmetatable = guard(setmetatable)
 G.rawset = guard(rawset)
 G.bit = lib(rust.bit)
