@@ -61,6 +61,15 @@ pub const DIRECTIVES: &[Directive] = &[
     d("bind", Kind::Words, "127.0.0.1", false),
     d("port", Kind::Int { min: 0, max: 65535 }, "6379", false),
     d("databases", Kind::Int { min: 1, max: 4096 }, "16", false),
+    d(
+        "busy-reply-threshold",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "5000",
+        true,
+    ),
     d("requirepass", Kind::Str, "", true),
     d("dir", Kind::Str, ".", true),
     d("loglevel", Kind::Enum(LOGLEVELS), "notice", true),
@@ -170,7 +179,14 @@ pub const DIRECTIVES: &[Directive] = &[
     d("appendonly", Kind::Enum(&["no"]), "no", false),
 ];
 
+/// Old names Redis still accepts.
+const ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
+
 fn find(name: &str) -> Option<usize> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| alias.eq_ignore_ascii_case(name))
+        .map_or(name, |(_, real)| real);
     DIRECTIVES
         .iter()
         .position(|d| d.name.eq_ignore_ascii_case(name))

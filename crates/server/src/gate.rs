@@ -1,4 +1,4 @@
-//! The exclusive gate: how EXEC (and later scripts) run with every other
+//! The exclusive gate: how EXEC and scripts run with every other
 //! command held off, on all cores, without a global lock on the hot path.
 //!
 //! Every event loop (and the expiry thread) has its own reader-writer lock,
@@ -8,6 +8,8 @@
 //! order, so it waits for the commands running on other loops to finish and
 //! keeps new ones out until it is done: the same isolation Redis's single
 //! thread gives a transaction.
+
+use std::time::Duration;
 
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -45,6 +47,21 @@ impl Gates {
 
     pub fn shared(&self, index: usize) -> Shared<'_> {
         self.gates[index % self.gates.len()].0.read()
+    }
+
+    /// Like [`shared`](Self::shared), giving up after `wait`.
+    pub fn try_shared_for(&self, index: usize, wait: Duration) -> Option<Shared<'_>> {
+        self.gates[index % self.gates.len()].0.try_read_for(wait)
+    }
+
+    /// Like [`exclusive`](Self::exclusive), giving up (and releasing what
+    /// it took) when a gate is not free within `wait`.
+    pub fn try_exclusive_for(&self, wait: Duration) -> Option<Exclusive<'_>> {
+        let mut guards = Vec::with_capacity(self.gates.len());
+        for g in self.gates.iter() {
+            guards.push(g.0.try_write_for(wait)?);
+        }
+        Some(Exclusive { _guards: guards })
     }
 
     pub fn exclusive(&self) -> Exclusive<'_> {

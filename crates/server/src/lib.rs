@@ -6,6 +6,7 @@
 //! - [`client`]: per-connection state and the registry CLIENT reads.
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
+//! - [`scripting`]: Lua scripts and functions (EVAL, FCALL).
 //! - [`glob`]: Redis's pattern matching.
 //!
 //! [`Server`] is the shared state every connection task holds; nothing is
@@ -20,6 +21,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod scripting;
 pub mod slowlog;
 pub mod stats;
 pub mod store;
@@ -56,6 +58,8 @@ pub struct Server {
     pub bound: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
     /// Worker threads of the runtime, for INFO.
     pub threads: usize,
+    /// The Lua VM, script cache, function libraries and the running script.
+    pub scripting: scripting::Scripting,
 }
 
 impl Server {
@@ -78,6 +82,7 @@ impl Server {
             shutdown,
             bound: parking_lot::Mutex::new(Vec::new()),
             threads,
+            scripting: scripting::Scripting::default(),
         })
     }
 

@@ -97,6 +97,10 @@ fn main() -> ExitCode {
         n => n as usize,
     };
     let server = Server::new(config, threads);
+    if let Err(e) = ferrokv::scripting::spawn_thread(server.clone()) {
+        eprintln!("ferrokv: can't start the script thread: {e}");
+        return ExitCode::from(1);
+    }
     let (loops, mut incoming) = ferrokv::net::Loops::new(threads);
     let main_incoming = incoming.remove(0);
     let mut loop_threads = Vec::new();

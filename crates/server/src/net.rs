@@ -407,7 +407,8 @@ async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &
 
 /// The ordered checks every request goes through, as Redis's
 /// processCommand: lookup and arity, admission (auth, MULTI rules), MULTI
-/// queueing, CLIENT PAUSE, then execution under the gate.
+/// queueing, CLIENT PAUSE, then execution under the gate (waiting for, or
+/// refused by, a running script: see crate::scripting).
 async fn pipeline(
     server: &Server,
     client: &mut Client,
@@ -434,12 +435,5 @@ async fn pipeline(
         }
     }
     client.shared.last_cmd.store(r.id, Relaxed);
-    let flow = if r.cmd.has(flags::EXCLUSIVE) {
-        let _all = server.gates.exclusive();
-        command::execute(server, client, reply, &r, argv)
-    } else {
-        let _mine = server.gates.shared(client.gate);
-        command::execute(server, client, reply, &r, argv)
-    };
-    Ok(flow)
+    crate::scripting::execute(server, client, &r, argv, reply).await
 }

@@ -14,6 +14,7 @@ pub mod args;
 mod connection;
 mod keys;
 mod lists;
+mod scripting;
 mod server;
 mod sets;
 mod strings;
@@ -50,6 +51,9 @@ pub mod flags {
     /// The keys are not all at fixed positions: a count argument says how
     /// many there are (see [`super::KEYNUM_SPECS`]). Redis's movablekeys.
     pub const MOVABLE_KEYS: u32 = 1 << 26;
+    /// ferrokv's own: runs on the script thread (see crate::scripting), so
+    /// that its event loop can answer BUSY meanwhile. Not shown by COMMAND.
+    pub const SCRIPT_THREAD: u32 = 1 << 29;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -278,6 +282,7 @@ const FAMILIES: &[&[Command]] = &[
     server::COMMANDS,
     transactions::COMMANDS,
     zsets::COMMANDS,
+    scripting::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.
@@ -672,8 +677,9 @@ pub fn execute(
     flow
 }
 
-/// Runs one queued command inside EXEC (blocked clients are served once
-/// the whole transaction is done).
+/// Runs one command inside EXEC or a script (blocked clients are served
+/// once the whole transaction or script is done; blocking commands do not
+/// block there).
 pub fn run_in_transaction(
     server: &Server,
     client: &mut Client,

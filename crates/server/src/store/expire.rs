@@ -46,8 +46,14 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
             loop {
                 let now = crate::now_ms();
                 let (checked, gone) = {
-                    // Transactions see no key vanish halfway through.
-                    let _gate = server.gates.shared(server.gates.len() - 1);
+                    // Transactions and scripts see no key vanish halfway
+                    // through; one that outlasts this cycle's time ends the
+                    // cycle (and a busy script cannot hold up shutdown).
+                    let wait = deadline.saturating_duration_since(Instant::now());
+                    let idx = server.gates.len() - 1;
+                    let Some(_gate) = server.gates.try_shared_for(idx, wait) else {
+                        return db_index;
+                    };
                     db.shard(shard).expire_step(BUCKETS_PER_STEP, now)
                 };
                 for e in &gone {

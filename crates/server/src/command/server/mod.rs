@@ -51,7 +51,7 @@ pub const COMMANDS: &[Command] = &[
 
 /// A keyless command or subcommand.
 #[allow(clippy::too_many_arguments)]
-const fn entry(
+pub(super) const fn entry(
     name: &'static str,
     arity: i32,
     flags: u32,
@@ -77,7 +77,7 @@ const fn entry(
 
 /// A container command: no flags or categories of its own (Redis reports
 /// only `@slow`), every action in a subcommand.
-const fn container(
+pub(super) const fn container(
     name: &'static str,
     subcommands: &'static [Command],
     group: &'static str,
@@ -107,7 +107,7 @@ fn without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError
 }
 
 /// A `<NAME> HELP` reply: Redis's header, the subcommand lines, then HELP.
-fn help(ctx: &mut Ctx<'_>, name: &str, lines: &[&str]) {
+pub(super) fn help(ctx: &mut Ctx<'_>, name: &str, lines: &[&str]) {
     ctx.reply.array(lines.len() + 3);
     ctx.reply.simple(&format!(
         "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
@@ -122,7 +122,7 @@ fn help(ctx: &mut Ctx<'_>, name: &str, lines: &[&str]) {
 /// Redis's reply to a subcommand it does not know or that got a number of
 /// arguments its handler does not accept (where the table's arity is only
 /// a lower bound).
-fn subcommand_syntax(argv: &[&[u8]]) -> CmdError {
+pub(super) fn subcommand_syntax(argv: &[&[u8]]) -> CmdError {
     CmdError::Owned(format!(
         "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
         String::from_utf8_lossy(argv.get(1).copied().unwrap_or_default()),
@@ -166,6 +166,12 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     if abort {
         // Shutdown is immediate, so there is never one to abort.
         return Err(CmdError::Static("ERR No shutdown in progress."));
+    }
+    if !nosave {
+        // A script past the busy threshold only lets SHUTDOWN NOSAVE in.
+        if let Some(e) = crate::scripting::busy_error(ctx.server) {
+            return Err(e);
+        }
     }
     if save {
         tracing::warn!(

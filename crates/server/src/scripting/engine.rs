@@ -1,0 +1,605 @@
+//! The Lua VM: sandbox set-up (prelude.lua), the script cache, function
+//! libraries, and running one script or function with `redis.call` wired
+//! to the command table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+
+use ferrokv_resp::{Protocol, Reply};
+use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+
+use super::{convert, libs, script_flags, Busy};
+use crate::client::Client;
+use crate::command::{self, flags, CmdError, Ctx};
+use crate::Server;
+
+const PRELUDE: &str = include_str!("prelude.lua");
+/// How often (in VM instructions) a running script checks for SCRIPT KILL,
+/// as Redis's count hook.
+const HOOK_EVERY: u32 = 100_000;
+const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+
+/// A function registered by a library.
+pub struct FunctionInfo {
+    pub name: String,
+    pub description: Option<Vec<u8>>,
+    pub flags: u32,
+}
+
+/// A loaded library: its code (for FUNCTION LIST WITHCODE and reloading)
+/// and its functions in registration order.
+pub struct Library {
+    pub code: Vec<u8>,
+    pub functions: Vec<FunctionInfo>,
+}
+
+/// What runs: an EVAL script (by SHA) or a function, with its keys and
+/// arguments.
+pub struct Target<'a> {
+    /// The SHA1 of a script, or a function's name (for error messages).
+    pub name: &'a str,
+    pub function: Function,
+    pub eval: bool,
+    pub read_only: bool,
+    pub keys: &'a [&'a [u8]],
+    pub args: &'a [&'a [u8]],
+}
+
+pub struct Engine {
+    lua: Lua,
+    /// Shared with prelude.lua: `scripts[sha]`, `functions[name]`, the
+    /// environments and the per-run state.
+    internal: Table,
+    /// Function name (lower case: names are case-insensitive, as in
+    /// Redis) to (library name, flags).
+    functions: HashMap<String, (String, u32)>,
+    /// Flags of each cached script, from its shebang.
+    script_flags: HashMap<String, u32>,
+    pub libraries: BTreeMap<String, Library>,
+}
+
+fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
+    let t = lua.create_table()?;
+    t.raw_set("err", format!("ERR {text}"))?;
+    Ok(Value::Table(t))
+}
+
+/// Lua's own string form of a string or number argument (`%.14g` for
+/// numbers), or None for other types.
+fn arg_bytes(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Integer(_) | Value::Number(_) => lua
+            .coerce_string(v.clone())
+            .ok()
+            .flatten()
+            .map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    }
+}
+
+impl Engine {
+    pub fn new() -> mlua::Result<Engine> {
+        let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
+        // SAFETY: mlua calls `debug` unsafe because Lua code holding it can
+        // break memory safety; prelude.lua keeps it in the error handler's
+        // upvalue only and removes it from the globals before any script
+        // runs.
+        let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
+        let internal = lua.create_table()?;
+        internal.raw_set("scripts", lua.create_table()?)?;
+        internal.raw_set("functions", lua.create_table()?)?;
+        let rust = libs::rust_table(&lua)?;
+        let debug: Table = lua.globals().raw_get("debug")?;
+        lua.load(PRELUDE)
+            .set_name("=redis")
+            .call::<()>((debug, rust, internal.clone()))?;
+        lua.gc_collect()?;
+        Ok(Engine {
+            lua,
+            internal,
+            functions: HashMap::new(),
+            script_flags: HashMap::new(),
+            libraries: BTreeMap::new(),
+        })
+    }
+
+    fn table(&self, name: &str) -> mlua::Result<Table> {
+        self.internal.raw_get(name)
+    }
+
+    /// The compiled script with this SHA and its flags, if cached.
+    pub fn script(&self, sha: &str) -> Option<(Function, u32)> {
+        let flags = *self.script_flags.get(sha)?;
+        let f = self.table("scripts").ok()?.raw_get(sha).ok()?;
+        Some((f, flags))
+    }
+
+    /// Compiles and caches a script body under its SHA; the error is
+    /// Redis's compile error reply.
+    pub fn load_script(&mut self, sha: &str, body: &[u8]) -> Result<(Function, u32), CmdError> {
+        if let Some(found) = self.script(sha) {
+            return Ok(found);
+        }
+        let flags = eval_flags(body)?;
+        let env: Table = self.table("eval_env").map_err(internal_error)?;
+        let f = self
+            .lua
+            .load(&*strip_shebang(body))
+            .set_name("@user_script")
+            .set_environment(env)
+            .into_function()
+            .map_err(|e| {
+                CmdError::Owned(format!(
+                    "ERR Error compiling script (new function): {}",
+                    lua_message(&e)
+                ))
+            })?;
+        self.table("scripts")
+            .and_then(|t| t.raw_set(sha, &f))
+            .map_err(internal_error)?;
+        self.script_flags.insert(sha.to_string(), flags);
+        Ok((f, flags))
+    }
+
+    /// SCRIPT FLUSH: forgets every cached script.
+    pub fn flush_scripts(&mut self) {
+        if let Ok(t) = self.lua.create_table() {
+            let _ = self.internal.raw_set("scripts", t);
+        }
+        self.script_flags.clear();
+        let _ = self.lua.gc_collect();
+    }
+
+    /// A function by name with its flags.
+    pub fn function(&self, name: &str) -> Option<(Function, u32)> {
+        let key = name.to_ascii_lowercase();
+        let (_, flags) = self.functions.get(&key)?;
+        let f = self.table("functions").ok()?.raw_get(key).ok()?;
+        Some((f, *flags))
+    }
+
+    /// FUNCTION LOAD: runs the library code (with `redis.register_function`
+    /// available) and, if it registered functions that do not clash,
+    /// installs the library, replacing one of the same name if `replace`.
+    pub fn load_library(&mut self, name: &str, code: &[u8], replace: bool) -> Result<(), CmdError> {
+        if self.libraries.contains_key(name) && !replace {
+            return Err(CmdError::Owned(format!(
+                "ERR Library '{name}' already exists"
+            )));
+        }
+        let registered = self.run_library(code)?;
+        if registered.is_empty() {
+            return Err(CmdError::Static("ERR No functions registered"));
+        }
+        for (f, _) in &registered {
+            if let Some((lib, _)) = self.functions.get(&f.name.to_ascii_lowercase()) {
+                if lib != name {
+                    return Err(CmdError::Owned(format!(
+                        "ERR Function {} already exists",
+                        f.name
+                    )));
+                }
+            }
+        }
+        self.delete_library(name);
+        let table = self.table("functions").map_err(internal_error)?;
+        let mut infos = Vec::new();
+        for (info, callback) in registered {
+            let key = info.name.to_ascii_lowercase();
+            table
+                .raw_set(key.as_str(), callback)
+                .map_err(internal_error)?;
+            self.functions.insert(key, (name.to_string(), info.flags));
+            infos.push(info);
+        }
+        self.libraries.insert(
+            name.to_string(),
+            Library {
+                code: code.to_vec(),
+                functions: infos,
+            },
+        );
+        Ok(())
+    }
+
+    fn run_library(&mut self, code: &[u8]) -> Result<Vec<(FunctionInfo, Function)>, CmdError> {
+        let env: Table = self.table("function_env").map_err(internal_error)?;
+        let chunk = self
+            .lua
+            .load(&*strip_shebang(code))
+            .set_name("@user_function")
+            .set_environment(env)
+            .into_function()
+            .map_err(|e| {
+                CmdError::Owned(format!("ERR Error compiling function: {}", lua_message(&e)))
+            })?;
+        let mut registered: Vec<(FunctionInfo, Function)> = Vec::new();
+        let result = self.lua.scope(|scope| {
+            let register =
+                scope.create_function_mut(|lua, args: MultiValue| match register_args(&args) {
+                    Ok((info, f)) => {
+                        if registered
+                            .iter()
+                            .any(|(r, _)| r.name.eq_ignore_ascii_case(&info.name))
+                        {
+                            return Ok((
+                                false,
+                                err_table(lua, "Function already exists in the library")?,
+                            ));
+                        }
+                        registered.push((info, f));
+                        Ok((true, Value::Nil))
+                    }
+                    Err(msg) => Ok((false, err_table(lua, msg)?)),
+                })?;
+            self.internal.raw_set("register", register)?;
+            self.internal.raw_set("loading", true)?;
+            let run: Function = self.internal.raw_get("run")?;
+            let out = run.call::<(bool, Value)>(chunk);
+            self.internal.raw_set("loading", Value::Nil)?;
+            self.internal.raw_set("register", Value::Nil)?;
+            out
+        });
+        match result {
+            Ok((true, _)) => Ok(registered),
+            Ok((false, err)) => Err(CmdError::Owned(format!(
+                "ERR Error registering functions: {}",
+                error_field(&err)
+            ))),
+            Err(e) => Err(internal_error(e)),
+        }
+    }
+
+    /// Removes a library and its functions; false if there is none.
+    pub fn delete_library(&mut self, name: &str) -> bool {
+        let Some(lib) = self.libraries.remove(name) else {
+            return false;
+        };
+        if let Ok(table) = self.table("functions") {
+            for f in &lib.functions {
+                let key = f.name.to_ascii_lowercase();
+                let _ = table.raw_set(key.as_str(), Value::Nil);
+                self.functions.remove(&key);
+            }
+        }
+        true
+    }
+
+    /// FUNCTION FLUSH.
+    pub fn flush_functions(&mut self) {
+        let names: Vec<String> = self.libraries.keys().cloned().collect();
+        for name in names {
+            self.delete_library(&name);
+        }
+        let _ = self.lua.gc_collect();
+    }
+
+    /// Runs a script or function for `ctx`'s client and writes its reply.
+    /// The script's commands run through the command table as a client of
+    /// their own (SELECT inside a script does not leak to the caller).
+    pub fn run(&mut self, ctx: &mut Ctx<'_>, busy: &Busy, t: Target<'_>) -> Result<(), CmdError> {
+        let lua = &self.lua;
+        let server = ctx.server;
+        let mut client = Client::on_behalf_of(ctx.client.shared.clone(), ctx.client.db);
+        let threshold = server.config.get_i64("busy-reply-threshold");
+        if threshold > 0 {
+            let b = busy.flag();
+            lua.set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+                move |_, _| {
+                    if b.load(Relaxed) {
+                        Err(mlua::Error::runtime(KILLED))
+                    } else {
+                        Ok(VmState::Continue)
+                    }
+                },
+            );
+        }
+        let read_only = t.read_only;
+        let reply = &mut *ctx.reply;
+        let outcome = lua.scope(|scope| {
+            let call = scope.create_function_mut(|lua, args: MultiValue| {
+                call(
+                    lua,
+                    server,
+                    &mut client,
+                    &self.internal,
+                    read_only,
+                    busy,
+                    args,
+                )
+            })?;
+            self.internal.raw_set("call", call)?;
+            self.internal.raw_set("resp", 2)?;
+            let keys = lua.create_sequence_from(
+                t.keys
+                    .iter()
+                    .map(|k| lua.create_string(k))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let args = lua.create_sequence_from(
+                t.args
+                    .iter()
+                    .map(|a| lua.create_string(a))
+                    .collect::<mlua::Result<Vec<_>>>()?,
+            )?;
+            let run: Function = self.internal.raw_get("run")?;
+            let result = if t.eval {
+                let vars: Table = self.internal.raw_get("eval_vars")?;
+                vars.raw_set("KEYS", keys)?;
+                vars.raw_set("ARGV", args)?;
+                let r = run.call::<(bool, Value)>(t.function.clone());
+                vars.raw_set("KEYS", Value::Nil)?;
+                vars.raw_set("ARGV", Value::Nil)?;
+                r
+            } else {
+                run.call::<(bool, Value)>((t.function.clone(), keys, args))
+            };
+            self.internal.raw_set("call", Value::Nil)?;
+            let (ok, value) = result?;
+            if ok {
+                let resp3 = matches!(self.internal.raw_get::<i64>("resp"), Ok(3));
+                convert::lua_to_reply(lua, &value, reply, resp3);
+                return Ok(None);
+            }
+            Ok(Some(failure(&value, t.name, busy.killed())))
+        });
+        lua.remove_hook();
+        match outcome {
+            Ok(None) => Ok(()),
+            Ok(Some(text)) => Err(CmdError::Owned(text)),
+            Err(e) => Err(internal_error(e)),
+        }
+    }
+}
+
+/// The error reply of a script that raised `err` (a table made by the
+/// error handler): the message, then where it happened, as Redis prints it.
+fn failure(err: &Value, name: &str, killed: bool) -> String {
+    let Value::Table(t) = err else {
+        return format!("ERR Error running script {name}, execution failure");
+    };
+    let msg = if killed {
+        KILLED.to_string()
+    } else {
+        error_field(err)
+    };
+    let source = t.raw_get::<Option<String>>("source").ok().flatten();
+    let line = t.raw_get::<Option<i64>>("line").ok().flatten();
+    match (source, line) {
+        (Some(source), Some(line)) => format!("{msg} script: {name}, on {source}:{line}."),
+        _ => msg,
+    }
+}
+
+/// The `err` field of an error table, as text.
+fn error_field(err: &Value) -> String {
+    match err {
+        Value::Table(t) => match t.raw_get::<Value>("err") {
+            Ok(Value::String(s)) => convert::error_text(&s.as_bytes()),
+            _ => "ERR unknown error".to_string(),
+        },
+        _ => "ERR unknown error".to_string(),
+    }
+}
+
+/// redis.call / redis.pcall: runs one command; (true, reply) or (false,
+/// error table).
+fn call(
+    lua: &Lua,
+    server: &Server,
+    client: &mut Client,
+    internal: &Table,
+    read_only: bool,
+    busy: &Busy,
+    args: MultiValue,
+) -> mlua::Result<(bool, Value)> {
+    if args.is_empty() {
+        return Ok((
+            false,
+            err_table(
+                lua,
+                "Please specify at least one argument for this redis lib call",
+            )?,
+        ));
+    }
+    let mut owned = Vec::with_capacity(args.len());
+    for a in args.iter() {
+        match arg_bytes(lua, a) {
+            Some(b) => owned.push(b),
+            None => {
+                return Ok((
+                    false,
+                    err_table(
+                        lua,
+                        "Lua redis lib command arguments must be strings or integers",
+                    )?,
+                ))
+            }
+        }
+    }
+    let argv: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+    let r = match server.commands.resolve(&argv) {
+        Ok(r) => r,
+        Err(CmdError::WrongArity(_)) => {
+            return Ok((
+                false,
+                err_table(
+                    lua,
+                    "Wrong number of args calling Redis command from script",
+                )?,
+            ))
+        }
+        Err(_) => {
+            return Ok((
+                false,
+                err_table(lua, "Unknown Redis command called from script")?,
+            ))
+        }
+    };
+    if r.cmd.has(flags::NOSCRIPT) {
+        return Ok((
+            false,
+            err_table(lua, "This Redis command is not allowed from script")?,
+        ));
+    }
+    if r.cmd.has(flags::WRITE) {
+        if read_only {
+            return Ok((
+                false,
+                err_table(
+                    lua,
+                    "Write commands are not allowed from read-only scripts.",
+                )?,
+            ));
+        }
+        busy.wrote.store(true, SeqCst);
+    }
+    let proto = match internal.raw_get::<i64>("resp") {
+        Ok(3) => Protocol::Resp3,
+        _ => Protocol::Resp2,
+    };
+    let mut reply = Reply::new(proto);
+    command::run_in_transaction(server, client, &mut reply, &r, &argv);
+    let value = convert::reply_to_lua(lua, &reply.buf)?;
+    let failed = reply.buf.first() == Some(&b'-');
+    Ok((!failed, value))
+}
+
+/// Reads redis.register_function's arguments: positional (name, callback)
+/// or one table {function_name=, callback=, flags=, description=}.
+fn register_args(args: &MultiValue) -> Result<(FunctionInfo, Function), &'static str> {
+    let (name, callback, flags, description) = match args.len() {
+        1 => {
+            let Some(Value::Table(t)) = args.front() else {
+                return Err("calling redis.register_function with a single argument is only applicable to Lua table (representing named arguments).");
+            };
+            let (mut name, mut callback, mut flags, mut description) = (None, None, None, None);
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) =
+                    pair.map_err(|_| "unknown argument given to redis.register_function")?;
+                let key =
+                    match &k {
+                        Value::String(s) => s.as_bytes().to_vec(),
+                        _ => return Err(
+                            "named argument key given to redis.register_function is not a string",
+                        ),
+                    };
+                match key.as_slice() {
+                    b"function_name" => name = Some(v),
+                    b"callback" => callback = Some(v),
+                    b"flags" => flags = Some(v),
+                    b"description" => description = Some(v),
+                    _ => return Err("unknown argument given to redis.register_function"),
+                }
+            }
+            (name, callback, flags, description)
+        }
+        2 => (args.front().cloned(), args.get(1).cloned(), None, None),
+        _ => return Err("wrong number of arguments to redis.register_function"),
+    };
+    let name = match name {
+        Some(Value::String(s)) => s.to_string_lossy(),
+        None => return Err("redis.register_function must get a function name argument"),
+        _ => {
+            return Err("function_name argument given to redis.register_function must be a string")
+        }
+    };
+    let callback = match callback {
+        Some(Value::Function(f)) => f,
+        None => return Err("redis.register_function must get a callback argument"),
+        _ if args.len() == 2 => {
+            return Err("second argument to redis.register_function must be a function")
+        }
+        _ => return Err("callback argument given to redis.register_function must be a function"),
+    };
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long");
+    }
+    let description = match description {
+        None => None,
+        Some(Value::String(s)) => Some(s.as_bytes().to_vec()),
+        _ => return Err("description argument given to redis.register_function must be a string"),
+    };
+    let flags = match flags {
+        None => 0,
+        Some(Value::Table(t)) => {
+            let mut bits = 0;
+            for v in t.sequence_values::<Value>() {
+                let Ok(Value::String(s)) = v else {
+                    return Err("unknown flag given");
+                };
+                bits |= script_flags::parse(&s.as_bytes()).ok_or("unknown flag given")?;
+            }
+            bits
+        }
+        _ => return Err(
+            "flags argument to redis.register_function must be a table representing function flags",
+        ),
+    };
+    Ok((
+        FunctionInfo {
+            name,
+            description,
+            flags,
+        },
+        callback,
+    ))
+}
+
+/// The flags of an EVAL script: from its `#!lua flags=...` line, or
+/// compatibility mode without one. Errors are Redis's.
+fn eval_flags(body: &[u8]) -> Result<u32, CmdError> {
+    if !body.starts_with(b"#!") {
+        return Ok(script_flags::EVAL_COMPAT);
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    let line = String::from_utf8_lossy(&body[..end]);
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or_default();
+    if engine != "#!lua" {
+        return Err(CmdError::Owned(format!(
+            "ERR Unexpected engine in script shebang: {engine}"
+        )));
+    }
+    let mut flags = 0;
+    for part in parts {
+        let Some(list) = part.strip_prefix("flags=") else {
+            return Err(CmdError::Owned(format!(
+                "ERR Unknown lua shebang option: {part}"
+            )));
+        };
+        for name in list.split(',').filter(|n| !n.is_empty()) {
+            flags |= script_flags::parse(name.as_bytes()).ok_or_else(|| {
+                CmdError::Owned(format!("ERR Unexpected flag in script shebang: {name}"))
+            })?;
+        }
+    }
+    Ok(flags)
+}
+
+/// A `#!` first line is not Lua: it is blanked so that line numbers stay
+/// those of the source.
+fn strip_shebang(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if !body.starts_with(b"#!") {
+        return body.into();
+    }
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    body[end..].to_vec().into()
+}
+
+/// The message Lua gave for a compile error, without mlua's decoration.
+fn lua_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn internal_error(e: mlua::Error) -> CmdError {
+    CmdError::Owned(format!(
+        "ERR {}",
+        lua_message(&e).replace(['\r', '\n'], " ")
+    ))
+}

@@ -1,0 +1,393 @@
+//! Lua scripting: the VM ([`engine`]), the conversions between replies and
+//! Lua values ([`convert`]), the libraries scripts get ([`libs`]), and how
+//! a running script shares the server with other clients (this module).
+//!
+//! # Running a script
+//!
+//! Scripts and functions run with every other command held off, as in
+//! Redis: their table entries carry `flags::EXCLUSIVE`, so they take the
+//! exclusive gate (crate::gate) and each `redis.call` inside runs with no
+//! other client in between, locking its own keys as usual.
+//!
+//! They also carry `flags::SCRIPT_THREAD`: the connection hands the command
+//! to one dedicated script thread ([`spawn_thread`]) and awaits its reply,
+//! instead of running it on its event loop. The loop thread therefore stays
+//! free while a script runs, and its other clients can be told that the
+//! server is busy. (A script inside MULTI/EXEC runs on its loop under EXEC's
+//! gate; clients of that one loop then wait for it like for any EXEC.)
+//!
+//! # BUSY
+//!
+//! [`Busy`] records the running script: when it started, whether it has
+//! written, whether SCRIPT KILL asked it to stop. Every command checks it
+//! in the dispatch pipeline before taking its gate ([`wait_for_script`]):
+//! - no script runs: take the gate as usual;
+//! - a script runs for less than `busy-reply-threshold`: wait without
+//!   blocking the loop (for the script's end or the threshold);
+//! - past the threshold: commands flagged `allow-busy` (SCRIPT KILL,
+//!   FUNCTION KILL/STATS, SHUTDOWN NOSAVE, CLIENT, ...) run at once, without
+//!   the gate, like Redis runs them from inside its Lua hook; every other
+//!   command gets `-BUSY`.
+//!
+//! Gates are only ever taken with a short timeout by event loops, so a loop
+//! that tried just as a script started notices the script within a
+//! millisecond and waits asynchronously instead of blocking its thread.
+//!
+//! SCRIPT KILL and FUNCTION KILL set the kill flag; the VM's count hook
+//! (every 100,000 instructions, as Redis) then raises an error at every
+//! check, so `pcall` cannot swallow it. The script ends with its error, the
+//! scope that held `redis.call` is dropped, and no lock is left held: locks
+//! are only ever held inside one `redis.call`.
+
+pub mod convert;
+mod engine;
+mod libs;
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use ferrokv_resp::{Protocol, Reply};
+use parking_lot::Mutex;
+use sha1::{Digest, Sha1};
+use tokio::sync::Notify;
+
+use crate::client::{Client, ClientShared};
+use crate::command::{self, flags, CmdError, Flow, Resolved};
+use crate::Server;
+
+pub use engine::{Engine, FunctionInfo, Library, Target};
+
+/// Script flags: `#!lua flags=...` and `redis.register_function`'s flags.
+pub mod script_flags {
+    pub const NO_WRITES: u32 = 1;
+    pub const ALLOW_OOM: u32 = 2;
+    pub const ALLOW_STALE: u32 = 4;
+    pub const NO_CLUSTER: u32 = 8;
+    pub const ALLOW_CROSS_SLOT_KEYS: u32 = 16;
+    /// An EVAL script without a shebang (Redis's compatibility mode).
+    pub const EVAL_COMPAT: u32 = 32;
+
+    /// In the order Redis lists them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (NO_WRITES, "no-writes"),
+        (ALLOW_OOM, "allow-oom"),
+        (ALLOW_STALE, "allow-stale"),
+        (NO_CLUSTER, "no-cluster"),
+        (ALLOW_CROSS_SLOT_KEYS, "allow-cross-slot-keys"),
+    ];
+
+    pub fn parse(name: &[u8]) -> Option<u32> {
+        NAMES
+            .iter()
+            .find(|(_, n)| n.as_bytes() == name)
+            .map(|(f, _)| *f)
+    }
+}
+
+/// Lower-case hex SHA1, as Redis names scripts.
+pub fn sha1_hex(data: &[u8]) -> String {
+    let digest = Sha1::digest(data);
+    let mut s = String::with_capacity(40);
+    for b in digest {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// What FUNCTION STATS shows of the running script.
+pub struct Running {
+    pub name: String,
+    pub argv: Vec<Vec<u8>>,
+    pub started: Instant,
+}
+
+/// The running script, as other clients see it.
+#[derive(Default)]
+pub struct Busy {
+    /// Unix ms at which the running script started; 0 when none runs.
+    since_ms: AtomicI64,
+    kill: Arc<AtomicBool>,
+    /// The script has called a write command: it can no longer be killed.
+    pub wrote: AtomicBool,
+    /// An EVAL script (SCRIPT KILL) rather than a function (FUNCTION KILL).
+    eval: AtomicBool,
+    done: Notify,
+    running: Mutex<Option<Running>>,
+}
+
+impl Busy {
+    fn flag(&self) -> Arc<AtomicBool> {
+        self.kill.clone()
+    }
+
+    fn killed(&self) -> bool {
+        self.kill.load(SeqCst)
+    }
+
+    fn start(&self, name: &str, argv: &[&[u8]], eval: bool) {
+        self.kill.store(false, SeqCst);
+        self.wrote.store(false, SeqCst);
+        self.eval.store(eval, SeqCst);
+        *self.running.lock() = Some(Running {
+            name: name.to_string(),
+            argv: argv.iter().map(|a| a.to_vec()).collect(),
+            started: Instant::now(),
+        });
+        self.since_ms.store(crate::now_ms().max(1), SeqCst);
+    }
+
+    fn finish(&self) {
+        self.since_ms.store(0, SeqCst);
+        *self.running.lock() = None;
+        self.kill.store(false, SeqCst);
+        self.done.notify_waiters();
+    }
+
+    /// When the running script started, if one runs.
+    pub fn since(&self) -> Option<i64> {
+        match self.since_ms.load(SeqCst) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+
+    pub fn with_running<R>(&self, f: impl FnOnce(Option<&Running>) -> R) -> R {
+        f(self.running.lock().as_ref())
+    }
+
+    /// The BUSY error other commands get, naming the right KILL command.
+    pub fn error(&self) -> CmdError {
+        if self.eval.load(SeqCst) {
+            CmdError::Static(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            )
+        } else {
+            CmdError::Static(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            )
+        }
+    }
+
+    /// SCRIPT KILL (`eval`) or FUNCTION KILL: Redis's checks and replies.
+    pub fn kill(&self, eval: bool) -> Result<(), CmdError> {
+        if self.since().is_none() {
+            return Err(CmdError::Static(
+                "NOTBUSY No scripts in execution right now.",
+            ));
+        }
+        if self.wrote.load(SeqCst) {
+            return Err(CmdError::Static(
+                "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
+            ));
+        }
+        let running_eval = self.eval.load(SeqCst);
+        if eval && !running_eval {
+            return Err(CmdError::Static(
+                "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            ));
+        }
+        if !eval && running_eval {
+            return Err(CmdError::Static(
+                "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+            ));
+        }
+        self.kill.store(true, SeqCst);
+        Ok(())
+    }
+}
+
+/// A command handed to the script thread.
+struct Job {
+    argv: Vec<Vec<u8>>,
+    shared: Arc<ClientShared>,
+    db: usize,
+    proto: Protocol,
+    done: tokio::sync::oneshot::Sender<(Vec<u8>, Flow)>,
+}
+
+/// Scripting state shared by the server.
+#[derive(Default)]
+pub struct Scripting {
+    /// Created on first use, so servers that never script pay nothing.
+    engine: Mutex<Option<Engine>>,
+    pub busy: Busy,
+    /// Counts for FUNCTION STATS, readable while a function runs.
+    pub libraries: AtomicUsize,
+    pub functions: AtomicUsize,
+    thread: OnceLock<mpsc::Sender<Job>>,
+}
+
+impl Scripting {
+    /// Runs `f` with the VM, creating it on first use.
+    pub fn with_engine<R>(
+        &self,
+        f: impl FnOnce(&mut Engine) -> Result<R, CmdError>,
+    ) -> Result<R, CmdError> {
+        let mut guard = self.engine.lock();
+        if guard.is_none() {
+            let engine =
+                Engine::new().map_err(|e| CmdError::Owned(format!("ERR can't start Lua: {e}")))?;
+            *guard = Some(engine);
+        }
+        match guard.as_mut() {
+            Some(engine) => {
+                let r = f(engine);
+                self.libraries.store(engine.libraries.len(), SeqCst);
+                self.functions.store(
+                    engine.libraries.values().map(|l| l.functions.len()).sum(),
+                    SeqCst,
+                );
+                r
+            }
+            None => Err(CmdError::Static("ERR Lua is not available")),
+        }
+    }
+
+    /// Runs a script or function for the client of `ctx`, marking it busy
+    /// for the other clients while it runs.
+    pub fn run(
+        &self,
+        ctx: &mut command::Ctx<'_>,
+        engine: &mut Engine,
+        argv: &[&[u8]],
+        target: Target<'_>,
+    ) -> Result<(), CmdError> {
+        self.busy.start(target.name, argv, target.eval);
+        let result = engine.run(ctx, &self.busy, target);
+        self.busy.finish();
+        result
+    }
+
+    /// Hands a `SCRIPT_THREAD` command to the script thread and waits for
+    /// its reply; None when there is no script thread (the caller then runs
+    /// it in place).
+    async fn offload(&self, client: &Client, argv: &[&[u8]], reply: &mut Reply) -> Option<Flow> {
+        let tx = self.thread.get()?;
+        let (done, rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            argv: argv.iter().map(|a| a.to_vec()).collect(),
+            shared: client.shared.clone(),
+            db: client.db,
+            proto: reply.proto,
+            done,
+        };
+        tx.send(job).ok()?;
+        match rx.await {
+            Ok((bytes, flow)) => {
+                reply.raw(&bytes);
+                Some(flow)
+            }
+            Err(_) => {
+                reply.error("ERR the script thread has stopped");
+                Some(Flow::Continue)
+            }
+        }
+    }
+}
+
+/// Starts the script thread that runs EVAL/FCALL off the event loops.
+pub fn spawn_thread(server: Arc<Server>) -> std::io::Result<()> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    if server.scripting.thread.set(tx).is_err() {
+        return Ok(());
+    }
+    std::thread::Builder::new()
+        .name("ferrokv-scripts".into())
+        .spawn(move || {
+            for job in rx {
+                let argv: Vec<&[u8]> = job.argv.iter().map(|a| a.as_slice()).collect();
+                let mut reply = Reply::new(job.proto);
+                let flow = match server.commands.resolve(&argv) {
+                    Ok(r) => {
+                        let mut client = Client::on_behalf_of(job.shared, job.db);
+                        let _all = server.gates.exclusive();
+                        command::execute(&server, &mut client, &mut reply, &r, &argv)
+                    }
+                    Err(e) => {
+                        reply.error(&e.text());
+                        Flow::Continue
+                    }
+                };
+                let _ = job.done.send((reply.buf, flow));
+            }
+        })?;
+    Ok(())
+}
+
+/// How long an event loop blocks on a gate before it checks again whether
+/// a script holds it.
+const GATE_WAIT: Duration = Duration::from_millis(1);
+
+/// Runs a resolved command the way the pipeline does once admitted: under
+/// its gate, on the script thread for scripts, honouring a running script
+/// (see the module docs).
+pub async fn execute(
+    server: &Server,
+    client: &mut Client,
+    r: &Resolved,
+    argv: &[&[u8]],
+    reply: &mut Reply,
+) -> Result<Flow, CmdError> {
+    loop {
+        if wait_for_script(server, r).await? {
+            // Past the threshold, allow-busy commands run beside the script.
+            return Ok(command::execute(server, client, reply, r, argv));
+        }
+        if r.cmd.has(flags::SCRIPT_THREAD) {
+            if let Some(flow) = server.scripting.offload(client, argv, reply).await {
+                return Ok(flow);
+            }
+        }
+        if r.cmd.has(flags::EXCLUSIVE) {
+            if let Some(_all) = server.gates.try_exclusive_for(GATE_WAIT) {
+                return Ok(command::execute(server, client, reply, r, argv));
+            }
+        } else if let Some(_mine) = server.gates.try_shared_for(client.gate, GATE_WAIT) {
+            return Ok(command::execute(server, client, reply, r, argv));
+        }
+    }
+}
+
+/// Waits while a script runs below the busy threshold. Returns false when
+/// no script runs, true when one runs past the threshold and the command
+/// may run beside it (allow-busy), and the BUSY error otherwise.
+async fn wait_for_script(server: &Server, r: &Resolved) -> Result<bool, CmdError> {
+    let busy = &server.scripting.busy;
+    loop {
+        if busy.since().is_none() {
+            return Ok(false);
+        }
+        let done = busy.done.notified();
+        tokio::pin!(done);
+        done.as_mut().enable();
+        let Some(since) = busy.since() else {
+            return Ok(false);
+        };
+        let threshold = server.config.get_i64("busy-reply-threshold");
+        let elapsed = crate::now_ms() - since;
+        if threshold > 0 && elapsed >= threshold {
+            if r.cmd.has(flags::ALLOW_BUSY) {
+                return Ok(true);
+            }
+            return Err(busy.error());
+        }
+        let wait = if threshold > 0 {
+            Duration::from_millis((threshold - elapsed).max(1) as u64)
+        } else {
+            Duration::from_secs(3600)
+        };
+        tokio::select! {
+            _ = done => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// The BUSY error, if a script runs past the threshold now (SHUTDOWN
+/// without NOSAVE refuses then).
+pub fn busy_error(server: &Server) -> Option<CmdError> {
+    let since = server.scripting.busy.since()?;
+    let threshold = server.config.get_i64("busy-reply-threshold");
+    (threshold > 0 && crate::now_ms() - since >= threshold).then(|| server.scripting.busy.error())
+}

@@ -1,0 +1,233 @@
+-- The sandbox, built once per VM by scripting::engine with the standard
+-- libraries loaded. Runs with the real globals table; everything a script
+-- can reach afterwards goes through the read-only proxies made here.
+-- Arguments: the debug library (kept for the error handler only), the
+-- table of Rust-implemented functions, and the `internal` table shared
+-- with Rust (compiled scripts, functions, per-run state).
+local dbg, rust, internal = ...
+local G = _G
+local error, type, tostring, setmetatable, getmetatable, rawset, select, unpack =
+    error, type, tostring, setmetatable, getmetatable, rawset, select, unpack
+
+-- Redis's __redis__err__handler: every error becomes a table carrying the
+-- position of the script code that raised it. Frames of C functions and of
+-- this prelude are skipped, so that an error raised by redis.call points
+-- at its caller as in Redis.
+local function handler(err)
+  local level = 2
+  local i = dbg.getinfo(level, 'nSl')
+  while i and (i.what == 'C' or i.source == '=redis') do
+    level = level + 1
+    i = dbg.getinfo(level, 'nSl')
+  end
+  if type(err) ~= 'table' then
+    err = {err = 'ERR ' .. tostring(err)}
+  end
+  if i then
+    err['source'] = i.source
+    err['line'] = i.currentline
+  end
+  return err
+end
+
+local protected = setmetatable({}, {__mode = 'k'})
+
+local function readonly(t, missing)
+  local proxy = setmetatable({}, {
+    __index = missing and function(_, k)
+      local v = t[k]
+      if v == nil then
+        error(missing .. tostring(k) .. "'", 2)
+      end
+      return v
+    end or t,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
+  protected[proxy] = true
+  return proxy
+end
+
+local function guard(f)
+  return function(t, ...)
+    if protected[t] then
+      error('Attempt to modify a readonly table', 0)
+    end
+    return f(t, ...)
+  end
+end
+
+local function pack(...)
+  return {n = select('#', ...), ...}
+end
+
+-- Rust functions return true and their results, or false and an error;
+-- rust.lift wraps them in a C function that raises the error.
+local lift = rust.lift
+
+local function lib(fns)
+  local t = {}
+  for k, v in pairs(fns) do
+    t[k] = lift(v)
+  end
+  return t
+end
+
+local function err_table(msg)
+  return {err = 'ERR ' .. msg}
+end
+
+local redis = {
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
+  REDIS_VERSION = rust.version, REDIS_VERSION_NUM = rust.version_num,
+}
+
+redis.call = lift(function(...) return internal.call(...) end)
+
+redis.pcall = function(...)
+  local _, r = internal.call(...)
+  return r
+end
+
+redis.sha1hex = lift(rust.sha1hex)
+redis.log = lift(rust.log)
+
+redis.setresp = lift(function(...)
+  if select('#', ...) ~= 1 then
+    return false, err_table('redis.setresp() requires one argument.')
+  end
+  local v = ...
+  if v ~= 2 and v ~= 3 then
+    return false, err_table('RESP version must be 2 or 3.')
+  end
+  internal.resp = v
+  return true
+end)
+
+-- Redis's redis.error_reply and redis.status_reply.
+redis.error_reply = function(...)
+  local e = ...
+  if select('#', ...) ~= 1 or type(e) ~= 'string' then
+    return err_table('wrong number or type of arguments')
+  end
+  if e:sub(1, 1) ~= '-' then
+    e = '-' .. e
+  end
+  local code, msg = e:match('^%-(%S*) (.*)$')
+  if not code then
+    code, msg = 'ERR', e:sub(2)
+  end
+  msg = msg:gsub('^[\r\n]+', ''):gsub('[\r\n]+$', '')
+  return {err = code .. ' ' .. msg}
+end
+
+redis.status_reply = function(...)
+  local s = ...
+  if select('#', ...) ~= 1 or type(s) ~= 'string' then
+    return err_table('wrong number or type of arguments')
+  end
+  return {ok = s}
+end
+
+-- Effects replication is the only mode since Redis 7.0: these remain for
+-- old scripts.
+redis.replicate_commands = function() return true end
+redis.set_repl = lift(function(...)
+  if select('#', ...) ~= 1 then
+    return false, err_table('redis.set_repl() requires two arguments.')
+  end
+  local flags = ...
+  if type(flags) ~= 'number' or flags < 0 or flags > 3 or flags % 1 ~= 0 then
+    return false, err_table('Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.')
+  end
+  return true
+end)
+redis.breakpoint = function() return false end
+redis.debug = function() end
+
+-- What library code sees as `redis` while FUNCTION LOAD runs it.
+local library_api = {
+  register_function = lift(function(...) return internal.register(...) end),
+  log = redis.log,
+  setresp = redis.setresp,
+  LOG_DEBUG = 0, LOG_VERBOSE = 1, LOG_NOTICE = 2, LOG_WARNING = 3,
+  REDIS_VERSION = rust.version, REDIS_VERSION_NUM = rust.version_num,
+}
+
+-- Redis's pcall hands scripts the message of an {err=...} error, not
+-- the table.
+local raw_pcall = pcall
+G.pcall = function(...)
+  local r = pack(raw_pcall(...))
+  if not r[1] and type(r[2]) == 'table' then
+    local e = r[2].err
+    if type(e) == 'string' or type(e) == 'number' then
+      r[2] = e
+    end
+  end
+  return unpack(r, 1, r.n)
+end
+G.setmetatable = guard(setmetatable)
+G.rawset = guard(rawset)
+G.bit = lib(rust.bit)
+G.cjson = lib(rust.cjson)
+G.cmsgpack = lib(rust.cmsgpack)
+G.__redis__err__handler = handler
+
+-- Redis 7.0 leaves these out of the scripting environment.
+for _, name in ipairs({'print', 'dofile', 'loadfile', 'require', 'module',
+    'setfenv', 'getfenv', 'newproxy', 'debug', 'os', 'io', 'package'}) do
+  G[name] = nil
+end
+
+local globals = {}
+for k, v in pairs(G) do
+  globals[k] = v
+end
+for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'bit', 'cjson',
+    'cmsgpack'}) do
+  globals[name] = readonly(G[name])
+end
+getmetatable('').__index = globals.string
+globals.redis = readonly(redis)
+local missing = 'Script attempted to access nonexistent global variable \''
+local loading_redis = readonly(library_api, missing)
+
+-- The two environments: EVAL scripts see KEYS and ARGV, functions do not;
+-- while a library loads, `redis` is the library API.
+local function environment(vars)
+  local env
+  env = setmetatable({}, {
+    __index = function(_, k)
+      local v = vars and vars[k]
+      if v == nil then
+        if k == '_G' then
+          return env
+        elseif k == 'redis' and internal.loading then
+          return loading_redis
+        end
+        v = globals[k]
+      end
+      if v == nil then
+        error(missing .. tostring(k) .. "'", 2)
+      end
+      return v
+    end,
+    __newindex = function() error('Attempt to modify a readonly table', 2) end,
+    __metatable = false,
+  })
+  protected[env] = true
+  return env
+end
+
+internal.eval_vars = {}
+internal.eval_env = environment(internal.eval_vars)
+internal.function_env = environment(nil)
+
+-- Runs f with the error handler; the results are (true, value) or
+-- (false, error table).
+internal.run = function(f, ...)
+  local args = pack(...)
+  return xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
+end

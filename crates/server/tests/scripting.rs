@@ -1,0 +1,300 @@
+//! Scripts under concurrency: atomic check-and-decrement (flash sale), a
+//! lease lock released by compare-and-delete, BUSY and SCRIPT KILL of a
+//! long read-only script, and the same sale done with WATCH/MULTI/EXEC.
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+
+const STOCK: i64 = 1_000;
+const BUYERS: usize = 200;
+
+const BUY: &str = r#"
+local stock = tonumber(redis.call('GET', KEYS[1]))
+if stock and stock > 0 then
+  redis.call('DECR', KEYS[1])
+  return 1
+end
+return 0
+"#;
+
+/// Runs `BUYERS` threads that each call `buy` until it reports the stock
+/// is gone; returns how many purchases succeeded.
+fn sale(server: &ServerProcess, buy: fn(&mut redis::Connection) -> Option<bool>) -> usize {
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("stock")
+        .arg(STOCK)
+        .query(&mut con)
+        .unwrap();
+    let sold = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..BUYERS)
+        .map(|_| {
+            let client = server.client();
+            let sold = sold.clone();
+            std::thread::spawn(move || {
+                let mut con = client.get_connection().unwrap();
+                while let Some(bought) = buy(&mut con) {
+                    if bought {
+                        sold.fetch_add(1, SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let left: i64 = redis::cmd("GET").arg("stock").query(&mut con).unwrap();
+    assert_eq!(left, 0, "stock must end at exactly zero");
+    sold.load(SeqCst)
+}
+
+/// One purchase with the Lua script: Some(true) bought, None sold out.
+fn buy_with_script(con: &mut redis::Connection) -> Option<bool> {
+    let bought: i64 = redis::cmd("EVAL")
+        .arg(BUY)
+        .arg(1)
+        .arg("stock")
+        .query(con)
+        .unwrap();
+    (bought == 1).then_some(true)
+}
+
+#[test]
+fn flash_sale_with_a_script_sells_exactly_the_stock() {
+    let server = ServerProcess::ferrokv(&[]);
+    assert_eq!(sale(&server, buy_with_script), STOCK as usize);
+}
+
+/// One purchase with optimistic locking, retried until EXEC succeeds.
+fn buy_with_transaction(con: &mut redis::Connection) -> Option<bool> {
+    loop {
+        let _: () = redis::cmd("WATCH").arg("stock").query(con).unwrap();
+        let stock: i64 = redis::cmd("GET").arg("stock").query(con).unwrap();
+        if stock <= 0 {
+            let _: () = redis::cmd("UNWATCH").query(con).unwrap();
+            return None;
+        }
+        let result: Option<(i64,)> = redis::pipe()
+            .atomic()
+            .cmd("DECR")
+            .arg("stock")
+            .query(con)
+            .unwrap();
+        if let Some((left,)) = result {
+            assert!(left >= 0, "stock went negative: {left}");
+            return Some(true);
+        }
+    }
+}
+
+#[test]
+fn flash_sale_with_watch_multi_exec_sells_exactly_the_stock() {
+    let server = ServerProcess::ferrokv(&[]);
+    assert_eq!(sale(&server, buy_with_transaction), STOCK as usize);
+}
+
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+#[test]
+fn lease_lock_has_at_most_one_holder_and_expired_leases_are_taken_over() {
+    let server = ServerProcess::ferrokv(&[]);
+    let rounds = Arc::new(AtomicUsize::new(0));
+    let max_seen = Arc::new(AtomicI64::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|id| {
+            let client = server.client();
+            let (rounds, max_seen) = (rounds.clone(), max_seen.clone());
+            std::thread::spawn(move || {
+                let mut con = client.get_connection().unwrap();
+                let token = format!("holder-{id}");
+                let mut held = 0;
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while held < 20 && Instant::now() < deadline {
+                    let got: Option<String> = redis::cmd("SET")
+                        .arg("lock")
+                        .arg(&token)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(10_000)
+                        .query(&mut con)
+                        .unwrap();
+                    if got.is_none() {
+                        continue;
+                    }
+                    let holders: i64 = redis::cmd("INCR").arg("holders").query(&mut con).unwrap();
+                    max_seen.fetch_max(holders, SeqCst);
+                    assert_eq!(holders, 1, "two clients held the lock at once");
+                    let _: i64 = redis::cmd("DECR").arg("holders").query(&mut con).unwrap();
+                    let released: i64 = redis::cmd("EVAL")
+                        .arg(RELEASE)
+                        .arg(1)
+                        .arg("lock")
+                        .arg(&token)
+                        .query(&mut con)
+                        .unwrap();
+                    assert_eq!(released, 1, "the holder's release must delete its lease");
+                    held += 1;
+                    rounds.fetch_add(1, SeqCst);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(max_seen.load(SeqCst), 1);
+    assert_eq!(rounds.load(SeqCst), 16 * 20);
+
+    // A crashed holder's lease expires and another client takes it over;
+    // the old holder's late release must not delete the new lease.
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("lock")
+        .arg("crashed")
+        .arg("NX")
+        .arg("PX")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    let early: Option<String> = redis::cmd("SET")
+        .arg("lock")
+        .arg("next")
+        .arg("NX")
+        .arg("PX")
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
+    assert!(early.is_none());
+    std::thread::sleep(Duration::from_millis(200));
+    let taken: Option<String> = redis::cmd("SET")
+        .arg("lock")
+        .arg("next")
+        .arg("NX")
+        .arg("PX")
+        .arg(10_000)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(taken.as_deref(), Some("OK"));
+    let late: i64 = redis::cmd("EVAL")
+        .arg(RELEASE)
+        .arg(1)
+        .arg("lock")
+        .arg("crashed")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(late, 0);
+    let holder: String = redis::cmd("GET").arg("lock").query(&mut con).unwrap();
+    assert_eq!(holder, "next");
+}
+
+fn error_text(r: redis::RedisResult<redis::Value>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+#[test]
+fn busy_script_is_reported_and_killed() {
+    let server = ServerProcess::ferrokv(&["--busy-reply-threshold", "100"]);
+    let client = server.client();
+    let runner = std::thread::spawn(move || {
+        let mut con = client.get_connection().unwrap();
+        redis::cmd("EVAL")
+            .arg("local i = 0 while true do i = i + 1 end")
+            .arg(0)
+            .query::<redis::Value>(&mut con)
+    });
+    // Every other client, whatever its event loop, is told the server is
+    // busy once the threshold has passed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut others: Vec<_> = (0..4).map(|_| server.connection()).collect();
+    loop {
+        let r = redis::cmd("GET")
+            .arg("x")
+            .query::<redis::Value>(&mut others[0]);
+        if let Err(e) = &r {
+            if e.to_string().contains("BUSY") {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "no BUSY reply: {r:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for con in others.iter_mut() {
+        let text = error_text(redis::cmd("PING").query(con));
+        assert!(text.contains("BUSY"), "{text}");
+        assert!(
+            text.contains(
+                "Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE."
+            ),
+            "{text}"
+        );
+    }
+    let text = error_text(redis::cmd("FUNCTION").arg("KILL").query(&mut others[1]));
+    assert!(text.contains("BUSY"), "{text}");
+    let ok: String = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query(&mut others[2])
+        .unwrap();
+    assert_eq!(ok, "OK");
+    let killed = runner.join().unwrap();
+    let text = error_text(killed);
+    assert!(
+        text.contains("Script killed by user with SCRIPT KILL..."),
+        "{text}"
+    );
+    // Nothing is left held: everyone is served again.
+    for con in others.iter_mut() {
+        let pong: String = redis::cmd("PING").query(con).unwrap();
+        assert_eq!(pong, "PONG");
+        let _: () = redis::cmd("SET").arg("after").arg("1").query(con).unwrap();
+    }
+    let text = error_text(redis::cmd("SCRIPT").arg("KILL").query(&mut others[3]));
+    assert!(
+        text.contains("No scripts in execution right now."),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_script_that_wrote_cannot_be_killed_but_shutdown_nosave_stops_the_server() {
+    let mut server = ServerProcess::ferrokv(&["--busy-reply-threshold", "100"]);
+    let client = server.client();
+    let _runner = std::thread::spawn(move || {
+        let mut con = client.get_connection().unwrap();
+        let _ = redis::cmd("EVAL")
+            .arg("redis.call('SET', 'w', '1') while true do end")
+            .arg(0)
+            .query::<redis::Value>(&mut con);
+    });
+    let mut con = server.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = redis::cmd("SCRIPT")
+            .arg("KILL")
+            .query::<redis::Value>(&mut con);
+        match r {
+            Err(e) if e.to_string().contains("UNKILLABLE") => break,
+            other => assert!(Instant::now() < deadline, "no UNKILLABLE reply: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = error_text(redis::cmd("SHUTDOWN").query(&mut con));
+    assert!(text.contains("BUSY"), "{text}");
+    let _ = redis::cmd("SHUTDOWN")
+        .arg("NOSAVE")
+        .query::<redis::Value>(&mut con);
+    assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+}
