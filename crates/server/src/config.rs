@@ -128,6 +128,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         false,
     ),
+    d(
+        "hash-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "hash-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("save", Kind::SavePolicy, "", false),
@@ -257,6 +275,8 @@ pub struct Config {
     pub slowlog_slower_than: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
     pub requirepass_set: AtomicBool,
 }
 
@@ -307,6 +327,8 @@ impl Config {
             slowlog_slower_than: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
         };
         config.apply();
@@ -405,6 +427,10 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.hash_max_listpack_entries
+            .store(num("hash-max-listpack-entries") as u64, Relaxed);
+        self.hash_max_listpack_value
+            .store(num("hash-max-listpack-value") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

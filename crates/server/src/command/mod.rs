@@ -12,6 +12,7 @@
 
 pub mod args;
 mod connection;
+mod hashes;
 mod keys;
 mod server;
 mod strings;
@@ -221,6 +222,7 @@ impl Command {
 const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    hashes::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,

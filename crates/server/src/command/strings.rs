@@ -9,7 +9,8 @@
 //! (SET without KEEPTTL, GETSET, MSET) drop it, as in Redis.
 
 mod lcs;
-mod ldouble;
+/// Shared with HINCRBYFLOAT, which does the same long double arithmetic.
+pub(super) mod ldouble;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -314,6 +315,7 @@ fn as_str(v: ValueRef<'_>) -> Result<Str<'_>, CmdError> {
         ValueRef::Int(n) => Ok(Str::Int(n)),
         ValueRef::Emb(b) => Ok(Str::Bytes(b)),
         ValueRef::Obj(Object::Raw(b)) => Ok(Str::Bytes(b)),
+        ValueRef::Obj(_) => Err(CmdError::WrongType),
     }
 }
 

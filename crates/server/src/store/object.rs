@@ -1,12 +1,15 @@
 //! Values that live outside their entry because they grow or change in
-//! place: long strings now, the collection types as they are added.
+//! place: long strings and the collection types.
+
+use super::hash::Hash;
 
 /// A boxed value owned by an [`Entry`](super::entry::Entry).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
+    Hash(Hash),
 }
 
 impl Object {
@@ -14,6 +17,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Raw(_) => "string",
+            Object::Hash(_) => "hash",
         }
     }
 
@@ -21,6 +25,7 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+            Object::Hash(h) => h.encoding(),
         }
     }
 }
