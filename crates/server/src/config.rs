@@ -49,7 +49,7 @@ const fn d(name: &'static str, kind: Kind, default: &'static str, mutable: bool)
     }
 }
 
-const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning", "nothing"];
+const LOGLEVELS: &[&str] = &["debug", "verbose", "notice", "warning"];
 const INT: Kind = Kind::Int {
     min: 0,
     max: i32::MAX as i64,
@@ -87,7 +87,7 @@ pub const DIRECTIVES: &[Directive] = &[
         "maxclients",
         Kind::Int {
             min: 1,
-            max: i32::MAX as i64,
+            max: u32::MAX as i64,
         },
         "10000",
         true,
@@ -364,25 +364,31 @@ impl Config {
     /// CONFIG SET of several pairs, all or nothing. The error is Redis's
     /// reply text.
     pub fn set(&self, pairs: &[(&[u8], &[u8])]) -> Result<(), String> {
-        let mut staged: Vec<(usize, String)> = Vec::new();
+        // Names first, as Redis checks them all before any value; errors
+        // found here quote the name as the client wrote it, value errors
+        // the directive's own name.
+        let mut named: Vec<(usize, String)> = Vec::new();
         for (name, value) in pairs {
-            let name = String::from_utf8_lossy(name);
-            let value = String::from_utf8_lossy(value).into_owned();
+            let name = String::from_utf8_lossy(name).into_owned();
             let Some(idx) = find(&name) else {
                 return Err(format!(
                     "ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
                 ));
             };
-            if staged.iter().any(|(i, _)| *i == idx) {
-                return Err(format!(
-                    "ERR Duplicate parameter - '{}'",
-                    DIRECTIVES[idx].name
-                ));
+            let failed = |reason: &str| {
+                format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")
+            };
+            if !DIRECTIVES[idx].mutable {
+                return Err(failed("can't set immutable config"));
             }
+            if named.iter().any(|(i, _)| *i == idx) {
+                return Err(failed("duplicate parameter"));
+            }
+            named.push((idx, String::from_utf8_lossy(value).into_owned()));
+        }
+        let mut staged: Vec<(usize, String)> = Vec::new();
+        for (idx, value) in named {
             let dir = &DIRECTIVES[idx];
-            if !dir.mutable {
-                return Err(format!("ERR CONFIG SET failed (possibly related to argument '{}') - can't set immutable config", dir.name));
-            }
             let words: Vec<String> = match dir.kind {
                 Kind::Words | Kind::SavePolicy => {
                     value.split_whitespace().map(String::from).collect()
@@ -395,10 +401,19 @@ impl Config {
                     dir.name
                 )
             })?;
-            if dir.name == "dir" && std::env::set_current_dir(&canonical).is_err() {
-                return Err("ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".into());
+            if dir.name == "dir" && !std::path::Path::new(&canonical).is_dir() {
+                return Err(
+                    "ERR CONFIG SET failed (possibly related to argument 'dir') - No such file or directory".into(),
+                );
             }
             staged.push((idx, canonical));
+        }
+        // The one effect that can fail happens before anything is stored,
+        // so a failure leaves the whole configuration as it was.
+        if let Some((_, d)) = staged.iter().find(|(i, _)| DIRECTIVES[*i].name == "dir") {
+            std::env::set_current_dir(d).map_err(|e| {
+                format!("ERR CONFIG SET failed (possibly related to argument 'dir') - {e}")
+            })?;
         }
         {
             let mut values = self.values.write();

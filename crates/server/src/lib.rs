@@ -17,6 +17,7 @@ pub mod command;
 pub mod config;
 pub mod gate;
 pub mod glob;
+pub mod latency;
 pub mod logging;
 pub mod net;
 pub mod slowlog;
@@ -45,6 +46,9 @@ pub struct Server {
     /// One gate per event loop, and one for the expiry thread (the last).
     pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
+    pub latency: latency::Monitor,
+    /// DEBUG SET-ACTIVE-EXPIRE: whether the active expiry cycle runs.
+    pub active_expire: std::sync::atomic::AtomicBool,
     pub started: Instant,
     /// Told to every task when the server stops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
@@ -68,6 +72,8 @@ impl Server {
             watches: watch::Watches::default(),
             gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
+            latency: latency::Monitor::default(),
+            active_expire: std::sync::atomic::AtomicBool::new(true),
             started: Instant::now(),
             shutdown,
             bound: parking_lot::Mutex::new(Vec::new()),

@@ -308,6 +308,16 @@ impl CommandTable {
         self.by_name.get(&*lower).copied()
     }
 
+    /// The full name (`get`, `config|get`) of the entry with statistics
+    /// index `id`, as CLIENT LIST shows the last command.
+    pub fn full_name(&self, id: usize) -> Option<Cow<'static, str>> {
+        let (cmd, parent) = self.entries.get(id)?;
+        Some(match parent {
+            Some(p) => Cow::Owned(format!("{}|{}", p.name, cmd.name)),
+            None => Cow::Borrowed(cmd.name),
+        })
+    }
+
     /// Every entry with its statistics, for INFO commandstats.
     pub fn with_stats(&self) -> impl Iterator<Item = (String, &CmdStats)> + '_ {
         self.entries.iter().zip(&self.stats).map(|((c, p), s)| {
@@ -522,17 +532,50 @@ impl<'a> Ctx<'a> {
         ));
     }
 
+    /// Watched keys of `db` that exist now. A whole-database change
+    /// (FLUSHDB, FLUSHALL, SWAPDB) invalidates exactly these, as Redis
+    /// does; collect them before the change.
+    pub fn watched_existing(&self, db: usize) -> Vec<Vec<u8>> {
+        self.server
+            .watches
+            .keys_in(db)
+            .into_iter()
+            .filter(|k| self.server.keyspace.lock(db, &[k], self.now_ms).exists(k))
+            .collect()
+    }
+
+    /// The write hook of commands that change whole databases at once
+    /// (FLUSHDB, FLUSHALL, SWAPDB): `touched` are the watched keys found by
+    /// [`watched_existing`](Self::watched_existing) per database, `changes`
+    /// is what Redis adds to its dirty counter.
+    pub fn modified_dbs(&self, touched: &[(usize, Vec<Vec<u8>>)], changes: u64) {
+        self.server
+            .stats
+            .dirty
+            .fetch_add(changes, std::sync::atomic::Ordering::Relaxed);
+        for (db, keys) in touched {
+            for key in keys {
+                self.server.watches.touch(*db, key);
+            }
+        }
+    }
+
     /// Releases a command's locks and reports the keys its lookups found
     /// expired (they were deleted: statistics and watchers must know).
     pub fn finish(&self, locked: crate::store::Locked<'_>) {
         let db = locked.db();
-        let expired = locked.into_expired();
-        if !expired.is_empty() {
+        self.expired(db, &locked.into_expired());
+    }
+
+    /// Records keys found expired and deleted, whether by a `Locked` or
+    /// elsewhere (RANDOMKEY's picks).
+    pub fn expired(&self, db: usize, entries: &[crate::store::Entry]) {
+        if !entries.is_empty() {
             self.server
                 .stats
                 .expired_keys
-                .fetch_add(expired.len() as u64, std::sync::atomic::Ordering::Relaxed);
-            for e in &expired {
+                .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            for e in entries {
                 self.server.watches.touch(db, e.key());
             }
         }
@@ -627,6 +670,14 @@ fn run(
     if !r.cmd.has(flags::SKIP_SLOWLOG) {
         server.slowlog.record(server, client, argv, usec);
     }
+    let event = if r.cmd.has(flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    server
+        .latency
+        .add_if_needed(&server.config, event, usec / 1000);
     flow
 }
 

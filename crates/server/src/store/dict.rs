@@ -396,15 +396,25 @@ impl Dict {
             if table.buckets.is_empty() {
                 continue;
             }
-            let head = table.buckets[rng.gen_range(0..table.buckets.len())];
-            if head.is_null() {
+            // The slots holding the chain's entries (the bucket, then each
+            // entry's link): an &Entry must point at a slot in the table,
+            // not at a copy of the pointer that dies with this loop.
+            let mut chain: Vec<*const *mut u8> = Vec::new();
+            let mut slot: *const *mut u8 = &table.buckets[rng.gen_range(0..table.buckets.len())];
+            // Safety: slot points at a bucket or at the link of a live entry.
+            unsafe {
+                while !(*slot).is_null() {
+                    chain.push(slot);
+                    slot = (*slot) as *const *mut u8;
+                }
+            }
+            if chain.is_empty() {
                 continue;
             }
-            let mut chain = Vec::new();
-            walk(head, &mut |e: &Entry| chain.push(e as *const Entry));
             let pick = chain[rng.gen_range(0..chain.len())];
-            // Safety: the pointer refers to a live entry borrowed for &self.
-            return Some(unsafe { &*pick });
+            // Safety: the slot holds a live entry borrowed for &self; Entry
+            // is repr(transparent) over its block pointer.
+            return Some(unsafe { &*(pick as *const Entry) });
         }
     }
 
@@ -524,6 +534,22 @@ mod tests {
             "table shrank: {}",
             d.bucket_bytes()
         );
+    }
+
+    /// The entry handed out must be the table's, readable after the call.
+    #[test]
+    fn random_returns_a_live_entry() {
+        let mut d = Dict::default();
+        let keys: HashSet<Vec<u8>> = (0..50).map(key).collect();
+        for k in &keys {
+            d.insert(key_hash(k).1, Entry::new(k, Value::Int(7), None, 0));
+        }
+        let mut rng = rand::thread_rng();
+        for _ in 0..200 {
+            let e = d.random(&mut rng).expect("non-empty");
+            assert!(keys.contains(e.key()));
+            assert!(matches!(e.value(), super::super::entry::ValueRef::Int(7)));
+        }
     }
 
     /// SCAN's guarantee: keys present for the whole scan are all returned,

@@ -74,6 +74,35 @@ pub enum ValueRef<'a> {
     Obj(&'a Object),
 }
 
+impl ValueRef<'_> {
+    /// The name TYPE reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ValueRef::Int(_) | ValueRef::Emb(_) => "string",
+            ValueRef::Obj(o) => o.type_name(),
+        }
+    }
+
+    /// The name OBJECT ENCODING reports.
+    pub fn encoding(&self) -> &'static str {
+        match self {
+            ValueRef::Int(_) => "int",
+            ValueRef::Emb(_) => "embstr",
+            ValueRef::Obj(o) => o.encoding(),
+        }
+    }
+
+    /// A deep copy with the same encoding (COPY; Redis's dupStringObject
+    /// and friends keep the encoding too).
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Int(n) => Value::Int(*n),
+            ValueRef::Emb(b) => Value::Emb(b.to_vec()),
+            ValueRef::Obj(o) => Value::Obj(Box::new((*o).clone())),
+        }
+    }
+}
+
 /// A key with its value, owning one heap block.
 #[repr(transparent)]
 pub struct Entry {

@@ -25,7 +25,9 @@ pub fn run(server: Arc<Server>) {
         let period = Duration::from_millis(1000 / hz);
         let budget = period / 4;
         let start = Instant::now();
-        next_db = cycle(&server, start + budget, next_db);
+        if server.active_expire.load(Relaxed) {
+            next_db = cycle(&server, start + budget, next_db);
+        }
         if *shutdown.borrow_and_update() {
             return;
         }

@@ -168,12 +168,21 @@ impl Db {
 
     /// One SCAN step at cursor `v`: visits one bucket (or its expansion
     /// while a shard rehashes) and returns the next cursor, 0 when done.
-    pub fn scan_step(&self, v: u64, f: impl FnMut(&Entry)) -> u64 {
-        let shard = (v & SHARD_MASK) as usize;
-        let m = self.shards[shard].lock().dict.scan(v >> SHARD_BITS, f);
-        let mask = (m << SHARD_BITS) | SHARD_MASK;
-        let v = v | !mask;
-        v.reverse_bits().wrapping_add(1).reverse_bits()
+    /// Empty shards are passed over within the step, as Redis's dictScan
+    /// finishes an empty table at once: SCAN bounds its work by steps, and
+    /// a small database must not spend them on shards with nothing in them.
+    pub fn scan_step(&self, mut v: u64, mut f: impl FnMut(&Entry)) -> u64 {
+        loop {
+            let shard = self.shards[(v & SHARD_MASK) as usize].lock();
+            let empty = shard.dict.is_empty();
+            let m = shard.dict.scan(v >> SHARD_BITS, &mut f);
+            drop(shard);
+            let mask = (m << SHARD_BITS) | SHARD_MASK;
+            v = (v | !mask).reverse_bits().wrapping_add(1).reverse_bits();
+            if !empty || v == 0 {
+                return v;
+            }
+        }
     }
 
     /// Removes every key, returning the old tables so that the caller can
@@ -186,11 +195,27 @@ impl Db {
             .collect()
     }
 
-    pub fn random_key(&self, rng: &mut impl rand::Rng, now: i64) -> Option<Vec<u8>> {
-        let sizes: Vec<usize> = self.shards.iter().map(|s| s.lock().len()).collect();
-        let total: usize = sizes.iter().sum();
-        // Like Redis, give up after a bounded number of expired picks.
-        for _ in 0..100 {
+    /// Calls `f` on every entry, expired ones included, holding one
+    /// shard's lock at a time: a view that is consistent per shard, not
+    /// across them (KEYS).
+    pub fn for_each(&self, mut f: impl FnMut(&Entry)) {
+        for shard in self.shards.iter() {
+            shard.lock().dict.for_each(&mut f);
+        }
+    }
+
+    /// A random live key, or None when the database is empty. Like
+    /// Redis's dbRandomKey, expired keys it happens to pick are deleted
+    /// (handed back in `expired`) and the search goes on.
+    pub fn random_key(
+        &self,
+        rng: &mut impl rand::Rng,
+        now: i64,
+        expired: &mut Vec<Entry>,
+    ) -> Option<Vec<u8>> {
+        loop {
+            let sizes: Vec<usize> = self.shards.iter().map(|s| s.lock().len()).collect();
+            let total: usize = sizes.iter().sum();
             if total == 0 {
                 return None;
             }
@@ -201,13 +226,17 @@ impl Db {
                 shard += 1;
             }
             let mut g = self.shards[shard].lock();
-            if let Some(e) = g.dict.random(rng) {
-                if !matches!(e.expiry(), Some(at) if at <= now) {
-                    return Some(e.key().to_vec());
-                }
+            // The shard may have emptied since it was counted: pick again.
+            let Some(e) = g.dict.random(rng) else {
+                continue;
+            };
+            let key = e.key().to_vec();
+            if !matches!(e.expiry(), Some(at) if at <= now) {
+                return Some(key);
             }
+            let h = key_hash(&key).1;
+            expired.extend(g.remove(h, &key));
         }
-        None
     }
 }
 

@@ -8,6 +8,7 @@ pub mod entry;
 pub mod expire;
 pub mod hash;
 mod keyspace;
+pub mod lazyfree;
 pub mod object;
 
 pub use dict::{Dict, EntryMut};

@@ -28,4 +28,14 @@ impl Object {
             Object::Hash(h) => h.encoding(),
         }
     }
+
+    /// How many allocations freeing this value costs (Redis's
+    /// `lazyfreeGetFreeEffort`): UNLINK frees values costing more than
+    /// [`LAZYFREE_THRESHOLD`](super::lazyfree::LAZYFREE_THRESHOLD) off the
+    /// connection's thread.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Object::Raw(_) => 1,
+        }
+    }
 }

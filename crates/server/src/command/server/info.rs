@@ -1,0 +1,360 @@
+//! INFO: the server's state as Redis's `# Section` blocks of `field:value`
+//! lines (CRLF-terminated), with Redis's field names so that monitoring
+//! tools read it unchanged. Only fields ferrokv actually knows are shown.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering::Relaxed;
+
+use super::super::{acl, flags, CmdError, Command, Ctx};
+use crate::Server;
+
+pub const INFO: Command = super::entry(
+    "info",
+    -1,
+    flags::LOADING | flags::STALE,
+    acl::DANGEROUS,
+    info,
+    "server",
+    "Get information and statistics about the server",
+    "1.0.0",
+);
+
+/// A section: its name for selection, its header and its writer.
+struct Section {
+    name: &'static str,
+    header: &'static str,
+    /// Part of the sections shown by a bare INFO (and "default").
+    default: bool,
+    write: fn(&Server, &mut String),
+}
+
+/// In output order, which does not depend on the order asked for.
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "server",
+        header: "Server",
+        default: true,
+        write: server,
+    },
+    Section {
+        name: "clients",
+        header: "Clients",
+        default: true,
+        write: clients,
+    },
+    Section {
+        name: "memory",
+        header: "Memory",
+        default: true,
+        write: memory,
+    },
+    Section {
+        name: "persistence",
+        header: "Persistence",
+        default: true,
+        write: persistence,
+    },
+    Section {
+        name: "stats",
+        header: "Stats",
+        default: true,
+        write: stats,
+    },
+    Section {
+        name: "replication",
+        header: "Replication",
+        default: true,
+        write: replication,
+    },
+    Section {
+        name: "cpu",
+        header: "CPU",
+        default: true,
+        write: cpu,
+    },
+    Section {
+        name: "modules",
+        header: "Modules",
+        default: true,
+        write: |_, _| {},
+    },
+    Section {
+        name: "commandstats",
+        header: "Commandstats",
+        default: false,
+        write: commandstats,
+    },
+    Section {
+        name: "cluster",
+        header: "Cluster",
+        default: true,
+        write: cluster,
+    },
+    Section {
+        name: "keyspace",
+        header: "Keyspace",
+        default: true,
+        write: keyspace,
+    },
+];
+
+/// INFO [section ...]: a bulk string (verbatim text in RESP3) of the
+/// chosen sections; "default" (or nothing) for the usual ones, "all" and
+/// "everything" for all of them. Unknown names select nothing.
+fn info(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let mut chosen = [false; SECTIONS.len()];
+    if argv.len() == 1 {
+        mark_default(&mut chosen);
+    }
+    for arg in &argv[1..] {
+        let arg = String::from_utf8_lossy(arg).to_ascii_lowercase();
+        match arg.as_str() {
+            "default" => mark_default(&mut chosen),
+            "all" | "everything" => chosen = [true; SECTIONS.len()],
+            name => {
+                if let Some(i) = SECTIONS.iter().position(|s| s.name == name) {
+                    chosen[i] = true;
+                }
+            }
+        }
+    }
+    let mut out = String::new();
+    for (section, _) in SECTIONS.iter().zip(chosen).filter(|(_, on)| *on) {
+        if !out.is_empty() {
+            out.push_str("\r\n");
+        }
+        let _ = write!(out, "# {}\r\n", section.header);
+        (section.write)(ctx.server, &mut out);
+    }
+    ctx.reply.verbatim(out.as_bytes());
+    Ok(())
+}
+
+fn mark_default(chosen: &mut [bool]) {
+    for (c, s) in chosen.iter_mut().zip(SECTIONS) {
+        *c |= s.default;
+    }
+}
+
+/// Appends `name:value\r\n` lines.
+macro_rules! fields {
+    ($out:expr, $($name:literal => $value:expr),* $(,)?) => {
+        $( let _ = write!($out, concat!($name, ":{}\r\n"), $value); )*
+    };
+}
+
+fn server(s: &Server, out: &mut String) {
+    let uptime = s.started.elapsed().as_secs();
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0);
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let config_file = s
+        .config
+        .file
+        .as_ref()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let hz = s.config.hz.load(Relaxed);
+    let port = s.bound.lock().first().map(|a| a.port()).unwrap_or(0);
+    fields!(out,
+        "redis_version" => crate::REDIS_VERSION,
+        "ferrokv_version" => env!("CARGO_PKG_VERSION"),
+        "redis_mode" => "standalone",
+        "os" => os_name(),
+        "arch_bits" => usize::BITS,
+        "multiplexing_api" => "epoll",
+        "process_id" => std::process::id(),
+        "process_supervised" => "no",
+        "tcp_port" => port,
+        "server_time_usec" => now_us,
+        "uptime_in_seconds" => uptime,
+        "uptime_in_days" => uptime / 86400,
+        "hz" => hz,
+        "configured_hz" => hz,
+        "lru_clock" => crate::store::lru_clock(crate::now_ms()),
+        "executable" => exe,
+        "config_file" => config_file,
+        "io_threads_active" => 0,
+        "server_threads" => s.threads,
+    );
+}
+
+/// `uname -srm`, as Redis shows it.
+fn os_name() -> String {
+    // Safety: uname fills the struct we pass; its fields are NUL-terminated.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return String::new();
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    format!(
+        "{} {} {}",
+        field(&u.sysname),
+        field(&u.release),
+        field(&u.machine)
+    )
+}
+
+fn clients(s: &Server, out: &mut String) {
+    fields!(out,
+        "connected_clients" => s.clients.len(),
+        "cluster_connections" => 0,
+        "maxclients" => s.config.maxclients.load(Relaxed),
+        "blocked_clients" => s.blocking.len(),
+        "tracking_clients" => 0,
+    );
+}
+
+/// Redis's bytesToHuman: B, K, M, G ... with two decimals.
+fn human(n: u64) -> String {
+    let d = n as f64;
+    const UNITS: &[(f64, &str)] = &[
+        (1024.0 * 1024.0 * 1024.0 * 1024.0 * 1024.0, "P"),
+        (1024.0 * 1024.0 * 1024.0 * 1024.0, "T"),
+        (1024.0 * 1024.0 * 1024.0, "G"),
+        (1024.0 * 1024.0, "M"),
+        (1024.0, "K"),
+    ];
+    for (size, unit) in UNITS {
+        if d >= *size {
+            return format!("{:.2}{unit}", d / size);
+        }
+    }
+    format!("{n}B")
+}
+
+fn memory(_s: &Server, out: &mut String) {
+    let used = crate::stats::used_memory();
+    let rss = crate::stats::rss_bytes();
+    let ratio = if used > 0 {
+        rss as f64 / used as f64
+    } else {
+        0.0
+    };
+    fields!(out,
+        "used_memory" => used,
+        "used_memory_human" => human(used),
+        "used_memory_rss" => rss,
+        "used_memory_rss_human" => human(rss),
+        "maxmemory" => 0,
+        "maxmemory_human" => "0B",
+        "maxmemory_policy" => "noeviction",
+        "mem_fragmentation_ratio" => format!("{ratio:.2}"),
+        "mem_fragmentation_bytes" => rss as i64 - used as i64,
+        "mem_allocator" => "jemalloc",
+    );
+}
+
+/// ferrokv has no persistence yet: these say so in Redis's terms.
+fn persistence(s: &Server, out: &mut String) {
+    let started = crate::now_ms() / 1000 - s.started.elapsed().as_secs() as i64;
+    fields!(out,
+        "loading" => 0,
+        "async_loading" => 0,
+        "rdb_changes_since_last_save" => s.stats.dirty.load(Relaxed),
+        "rdb_bgsave_in_progress" => 0,
+        "rdb_last_save_time" => started,
+        "rdb_last_bgsave_status" => "ok",
+        "rdb_last_bgsave_time_sec" => -1,
+        "rdb_current_bgsave_time_sec" => -1,
+        "rdb_saves" => 0,
+        "aof_enabled" => 0,
+        "aof_rewrite_in_progress" => 0,
+        "aof_rewrite_scheduled" => 0,
+        "aof_last_rewrite_time_sec" => -1,
+        "aof_current_rewrite_time_sec" => -1,
+        "aof_last_bgrewrite_status" => "ok",
+        "aof_rewrites" => 0,
+        "aof_last_write_status" => "ok",
+    );
+}
+
+fn stats(s: &Server, out: &mut String) {
+    let st = &s.stats;
+    fields!(out,
+        "total_connections_received" => st.connections_received.load(Relaxed),
+        "total_commands_processed" => st.commands.load(Relaxed),
+        "total_net_input_bytes" => st.net_input_bytes.load(Relaxed),
+        "total_net_output_bytes" => st.net_output_bytes.load(Relaxed),
+        "rejected_connections" => st.rejected_connections.load(Relaxed),
+        "expired_keys" => st.expired_keys.load(Relaxed),
+        "evicted_keys" => 0,
+        "keyspace_hits" => st.keyspace_hits.load(Relaxed),
+        "keyspace_misses" => st.keyspace_misses.load(Relaxed),
+        "pubsub_channels" => 0,
+        "pubsub_patterns" => 0,
+        "latest_fork_usec" => 0,
+        "total_forks" => 0,
+    );
+}
+
+fn replication(_s: &Server, out: &mut String) {
+    fields!(out,
+        "role" => "master",
+        "connected_slaves" => 0,
+        "master_failover_state" => "no-failover",
+        "master_repl_offset" => 0,
+        "second_repl_offset" => -1,
+        "repl_backlog_active" => 0,
+    );
+}
+
+fn cpu(_s: &Server, out: &mut String) {
+    let (user, sys) = crate::stats::cpu_times();
+    fields!(out,
+        "used_cpu_sys" => format!("{sys:.6}"),
+        "used_cpu_user" => format!("{user:.6}"),
+        "used_cpu_sys_children" => "0.000000",
+        "used_cpu_user_children" => "0.000000",
+    );
+}
+
+fn commandstats(s: &Server, out: &mut String) {
+    for (name, st) in s.commands.with_stats() {
+        let (calls, usec) = (st.calls.load(Relaxed), st.usec.load(Relaxed));
+        let (rejected, failed) = (st.rejected.load(Relaxed), st.failed.load(Relaxed));
+        if calls == 0 && rejected == 0 && failed == 0 {
+            continue;
+        }
+        let per_call = if calls > 0 {
+            usec as f64 / calls as f64
+        } else {
+            0.0
+        };
+        let _ = write!(
+            out,
+            "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"
+        );
+    }
+}
+
+fn cluster(_s: &Server, out: &mut String) {
+    fields!(out, "cluster_enabled" => 0);
+}
+
+/// `dbN:keys=…,expires=…,avg_ttl=…` for each non-empty database. TTLs are
+/// not averaged yet, so avg_ttl is 0 (Redis's value before it has sampled).
+fn keyspace(s: &Server, out: &mut String) {
+    for i in 0..s.keyspace.len() {
+        let (keys, expires) = s.keyspace.db(i).counts();
+        if keys > 0 || expires > 0 {
+            let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+        }
+    }
+}

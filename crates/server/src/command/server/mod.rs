@@ -1,0 +1,181 @@
+//! Server commands: COMMAND, CONFIG, INFO, CLIENT, TIME, DEBUG, SLOWLOG,
+//! LATENCY, SHUTDOWN.
+//!
+//! Each container command (CONFIG, CLIENT, SLOWLOG, LATENCY, COMMAND) lives
+//! with its subcommands in one submodule; this module holds the table, the
+//! small commands and what the submodules share (help replies, entry
+//! constructors).
+
+mod client;
+mod config;
+mod diag;
+mod info;
+mod introspect;
+
+use super::{flags, CmdError, Command, Ctx, Flow, Handler, NO_KEYS};
+
+pub const COMMANDS: &[Command] = &[
+    introspect::COMMAND,
+    config::CONFIG,
+    info::INFO,
+    client::CLIENT,
+    entry(
+        "time",
+        1,
+        flags::LOADING | flags::STALE | flags::FAST,
+        0,
+        time,
+        "server",
+        "Return the current server time",
+        "2.6.0",
+    ),
+    diag::DEBUG,
+    diag::SLOWLOG,
+    diag::LATENCY,
+    entry(
+        "shutdown",
+        -1,
+        flags::ADMIN
+            | flags::NOSCRIPT
+            | flags::LOADING
+            | flags::STALE
+            | flags::NO_MULTI
+            | flags::ALLOW_BUSY,
+        0,
+        shutdown,
+        "server",
+        "Synchronously save the dataset to disk and then shut down the server",
+        "1.0.0",
+    ),
+];
+
+/// A keyless command or subcommand.
+#[allow(clippy::too_many_arguments)]
+const fn entry(
+    name: &'static str,
+    arity: i32,
+    flags: u32,
+    acl: u32,
+    handler: Handler,
+    group: &'static str,
+    summary: &'static str,
+    since: &'static str,
+) -> Command {
+    Command {
+        name,
+        arity,
+        flags,
+        keys: NO_KEYS,
+        acl,
+        handler,
+        subcommands: &[],
+        group,
+        summary,
+        since,
+    }
+}
+
+/// A container command: no flags or categories of its own (Redis reports
+/// only `@slow`), every action in a subcommand.
+const fn container(
+    name: &'static str,
+    subcommands: &'static [Command],
+    group: &'static str,
+    summary: &'static str,
+    since: &'static str,
+) -> Command {
+    Command {
+        name,
+        arity: -2,
+        flags: 0,
+        keys: NO_KEYS,
+        acl: 0,
+        handler: without_subcommand,
+        subcommands,
+        group,
+        summary,
+        since,
+    }
+}
+
+/// A container called without a subcommand: dispatch rejects that by
+/// arity already, this answers the same should it ever get here.
+fn without_subcommand(_ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    Err(CmdError::WrongArity(
+        String::from_utf8_lossy(argv[0]).to_lowercase(),
+    ))
+}
+
+/// A `<NAME> HELP` reply: Redis's header, the subcommand lines, then HELP.
+fn help(ctx: &mut Ctx<'_>, name: &str, lines: &[&str]) {
+    ctx.reply.array(lines.len() + 3);
+    ctx.reply.simple(&format!(
+        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for line in lines {
+        ctx.reply.simple(line);
+    }
+    ctx.reply.simple("HELP");
+    ctx.reply.simple("    Prints this help.");
+}
+
+/// Redis's reply to a subcommand it does not know or that got a number of
+/// arguments its handler does not accept (where the table's arity is only
+/// a lower bound).
+fn subcommand_syntax(argv: &[&[u8]]) -> CmdError {
+    CmdError::Owned(format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {} HELP.",
+        String::from_utf8_lossy(argv.get(1).copied().unwrap_or_default()),
+        String::from_utf8_lossy(argv[0]).to_uppercase()
+    ))
+}
+
+/// TIME: [unix seconds, microseconds] as two bulk strings.
+fn time(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    ctx.reply.array(2);
+    ctx.reply.bulk_int(now.as_secs() as i64);
+    ctx.reply.bulk_int(now.subsec_micros() as i64);
+    Ok(())
+}
+
+/// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: no reply; the server
+/// stops. ferrokv has no persistence yet, so there is nothing to save
+/// unless SAVE is asked for, which fails (and is logged) instead of
+/// stopping without the requested snapshot.
+fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let (mut save, mut nosave, mut other, mut abort) = (false, false, false, false);
+    for arg in &argv[1..] {
+        if super::args::is(arg, "nosave") {
+            nosave = true;
+        } else if super::args::is(arg, "save") {
+            save = true;
+        } else if super::args::is(arg, "now") || super::args::is(arg, "force") {
+            other = true;
+        } else if super::args::is(arg, "abort") {
+            abort = true;
+        } else {
+            return Err(CmdError::Syntax);
+        }
+    }
+    if (save && nosave) || (abort && (save || nosave || other)) {
+        return Err(CmdError::Syntax);
+    }
+    if abort {
+        // Shutdown is immediate, so there is never one to abort.
+        return Err(CmdError::Static("ERR No shutdown in progress."));
+    }
+    if save {
+        tracing::warn!(
+            "SHUTDOWN SAVE refused: this server has no persistence, no snapshot can be written"
+        );
+        return Err(CmdError::Static(
+            "ERR Errors trying to SHUTDOWN. Check logs.",
+        ));
+    }
+    tracing::warn!("User requested shutdown...");
+    ctx.flow = Flow::Shutdown;
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! Connection and server commands end to end: protocol switching,
+//! authentication, actions across clients (KILL, PAUSE), reply control,
+//! configuration round trips and rewrites, and the ways the process stops.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+
+/// A raw RESP connection that returns each reply's exact bytes.
+struct Raw {
+    reader: BufReader<TcpStream>,
+}
+
+impl Raw {
+    fn connect(port: u16) -> Raw {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Raw {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, args: &[&str]) {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n{a}\r\n", a.len()).as_bytes());
+        }
+        self.reader.get_mut().write_all(&out).expect("write");
+    }
+
+    /// Reads one complete reply (any RESP2/RESP3 type), returning its bytes.
+    fn read(&mut self) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.reader.read_until(b'\n', &mut line).expect("read");
+        assert!(
+            line.ends_with(b"\r\n"),
+            "connection closed mid-reply: {line:?}"
+        );
+        let n: i64 = std::str::from_utf8(&line[1..line.len() - 2])
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut out = line.clone();
+        match line[0] {
+            b'$' | b'=' | b'!' if n >= 0 => {
+                let mut body = vec![0; n as usize + 2];
+                self.reader.read_exact(&mut body).expect("read body");
+                out.extend(body);
+            }
+            b'*' | b'~' | b'>' if n > 0 => (0..n).for_each(|_| out.extend(self.read())),
+            b'%' if n > 0 => (0..2 * n).for_each(|_| out.extend(self.read())),
+            _ => {}
+        }
+        out
+    }
+
+    fn cmd(&mut self, args: &[&str]) -> Vec<u8> {
+        self.send(args);
+        self.read()
+    }
+
+    /// True once the server has closed this connection.
+    fn closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn hello_3_switches_to_resp3() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(c.cmd(&["GET", "nosuch"]), b"$-1\r\n");
+    let hello = text(&c.cmd(&["HELLO", "3"]));
+    assert!(hello.starts_with("%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n$6\r\n7.0.15\r\n$5\r\nproto\r\n:3\r\n"), "{hello}");
+    assert!(hello.ends_with("$7\r\nmodules\r\n*0\r\n"), "{hello}");
+    assert_eq!(c.cmd(&["GET", "nosuch"]), b"_\r\n");
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "hz"]),
+        b"%1\r\n$2\r\nhz\r\n$2\r\n10\r\n"
+    );
+    assert!(
+        text(&c.cmd(&["INFO", "cpu"])).starts_with("="),
+        "INFO is verbatim text in RESP3"
+    );
+    assert!(text(&c.cmd(&["CLIENT", "INFO"])).contains(" resp=3\n"));
+    assert_eq!(c.cmd(&["RESET"]), b"+RESET\r\n");
+    assert_eq!(c.cmd(&["GET", "nosuch"]), b"$-1\r\n");
+}
+
+#[test]
+fn requirepass_gates_commands_until_auth() {
+    let server = ServerProcess::ferrokv(&["--requirepass", "s3cret"]);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(c.cmd(&["PING"]), b"-NOAUTH Authentication required.\r\n");
+    assert!(text(&c.cmd(&["HELLO", "3"])).starts_with("-NOAUTH HELLO must be called"));
+    assert_eq!(
+        c.cmd(&["AUTH", "wrong"]),
+        b"-WRONGPASS invalid username-password pair or user is disabled.\r\n"
+    );
+    assert_eq!(c.cmd(&["AUTH", "s3cret"]), b"+OK\r\n");
+    assert_eq!(c.cmd(&["PING"]), b"+PONG\r\n");
+    // RESET forgets the authentication when a password is required.
+    assert_eq!(c.cmd(&["RESET"]), b"+RESET\r\n");
+    assert_eq!(c.cmd(&["PING"]), b"-NOAUTH Authentication required.\r\n");
+    // HELLO AUTH authenticates and switches protocol at once.
+    let hello = text(&c.cmd(&["HELLO", "3", "AUTH", "default", "s3cret", "SETNAME", "me"]));
+    assert!(hello.starts_with("%7\r\n"), "{hello}");
+    assert_eq!(c.cmd(&["CLIENT", "GETNAME"]), b"$2\r\nme\r\n");
+}
+
+#[test]
+fn client_kill_closes_the_other_connection() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut victim = Raw::connect(server.port);
+    let mut killer = Raw::connect(server.port);
+    let id = text(&victim.cmd(&["CLIENT", "ID"]));
+    let id = id.trim_start_matches(':').trim();
+    assert_eq!(killer.cmd(&["CLIENT", "KILL", "ID", id]), b":1\r\n");
+    assert!(victim.closed());
+    assert_eq!(killer.cmd(&["PING"]), b"+PONG\r\n");
+    // The old form may kill the caller itself, after its +OK.
+    let me = text(&killer.cmd(&["CLIENT", "INFO"]));
+    let addr = me
+        .split(' ')
+        .find_map(|f| f.strip_prefix("addr="))
+        .expect("addr field")
+        .to_string();
+    assert_eq!(killer.cmd(&["CLIENT", "KILL", &addr]), b"+OK\r\n");
+    assert!(killer.closed());
+}
+
+#[test]
+fn client_pause_write_holds_writes_only() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut admin = Raw::connect(server.port);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(admin.cmd(&["CLIENT", "PAUSE", "600", "WRITE"]), b"+OK\r\n");
+    let start = Instant::now();
+    assert_eq!(c.cmd(&["GET", "k"]), b"$-1\r\n");
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "GET waited {:?}",
+        start.elapsed()
+    );
+    let start = Instant::now();
+    assert_eq!(c.cmd(&["SET", "k", "v"]), b"+OK\r\n");
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "SET waited only {:?}",
+        start.elapsed()
+    );
+    // UNPAUSE releases a waiting writer at once.
+    assert_eq!(
+        admin.cmd(&["CLIENT", "PAUSE", "10000", "WRITE"]),
+        b"+OK\r\n"
+    );
+    c.send(&["SET", "k", "w"]);
+    std::thread::sleep(Duration::from_millis(100));
+    let start = Instant::now();
+    assert_eq!(admin.cmd(&["CLIENT", "UNPAUSE"]), b"+OK\r\n");
+    assert_eq!(c.read(), b"+OK\r\n");
+    assert!(start.elapsed() < Duration::from_secs(2));
+}
+
+#[test]
+fn client_reply_off_and_skip() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    c.send(&["CLIENT", "REPLY", "OFF"]);
+    c.send(&["SET", "a", "1"]);
+    c.send(&["GET", "a"]);
+    assert_eq!(c.cmd(&["CLIENT", "REPLY", "ON"]), b"+OK\r\n");
+    c.send(&["CLIENT", "REPLY", "SKIP"]);
+    c.send(&["SET", "b", "2"]);
+    assert_eq!(c.cmd(&["GET", "b"]), b"$1\r\n2\r\n");
+    assert_eq!(c.cmd(&["GET", "a"]), b"$1\r\n1\r\n");
+}
+
+#[test]
+fn config_set_get_round_trip_and_atomic_failure() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    let _: () = redis::cmd("CONFIG")
+        .arg(&["SET", "maxclients", "123", "timeout", "7"])
+        .query(&mut con)
+        .unwrap();
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "maxclients"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["maxclients", "123"]);
+    let err = redis::cmd("CONFIG")
+        .arg(&["SET", "maxclients", "5", "hz", "100000"])
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("argument 'hz'"), "{err}");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg(&["GET", "maxclients", "timeout"])
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(
+        got,
+        ["maxclients", "123", "timeout", "7"],
+        "a failed CONFIG SET changes nothing"
+    );
+}
+
+/// Starts ferrokv with a config file and no other arguments.
+fn start_with_file(path: &std::path::Path, port: u16) -> std::process::Child {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start ferrokv");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ferrokv did not start on {port}");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "ferrokv exited at start-up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn config_rewrite_writes_a_file_the_server_restarts_from() {
+    let dir = std::env::temp_dir().join(format!("ferrokv-rewrite-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ferrokv.conf");
+    let port = common::free_port();
+    std::fs::write(
+        &conf,
+        format!(
+            "# kept comment\nport {port}\ndir {}\nloglevel warning\nhz 10\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let mut child = start_with_file(&conf, port);
+    let mut c = Raw::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "hz", "20", "maxclients", "77"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(c.cmd(&["CONFIG", "REWRITE"]), b"+OK\r\n");
+    let written = std::fs::read_to_string(&conf).unwrap();
+    assert!(written.contains("# kept comment"), "{written}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let mut child = start_with_file(&conf, port);
+    let mut c = Raw::connect(port);
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "hz"]),
+        b"*2\r\n$2\r\nhz\r\n$2\r\n20\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "maxclients"]),
+        b"*2\r\n$10\r\nmaxclients\r\n$2\r\n77\r\n"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn shutdown_exits_zero() {
+    let mut server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(
+        c.cmd(&["SHUTDOWN", "ABORT"]),
+        b"-ERR No shutdown in progress.\r\n"
+    );
+    assert!(text(&c.cmd(&["SHUTDOWN", "SAVE"])).starts_with("-ERR"));
+    c.send(&["SHUTDOWN", "NOSAVE"]);
+    assert!(c.closed());
+    assert_eq!(server.wait_exit(Duration::from_secs(1)), Some(0));
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut server = ServerProcess::ferrokv(&[]);
+    let _c = Raw::connect(server.port);
+    // Safety: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(server.pid() as i32, libc::SIGTERM) }, 0);
+    assert_eq!(server.wait_exit(Duration::from_secs(1)), Some(0));
+}
+
+#[test]
+fn slowlog_and_latency_record_slow_commands() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(
+        c.cmd(&[
+            "CONFIG",
+            "SET",
+            "slowlog-log-slower-than",
+            "0",
+            "latency-monitor-threshold",
+            "1"
+        ]),
+        b"+OK\r\n"
+    );
+    c.cmd(&["SET", "k", "v"]);
+    let log = text(&c.cmd(&["SLOWLOG", "GET", "1"]));
+    assert!(log.starts_with("*1\r\n*6\r\n"), "{log}");
+    assert!(log.contains("$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"), "{log}");
+    assert_eq!(c.cmd(&["SLOWLOG", "RESET"]), b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&["SLOWLOG", "LEN"]),
+        b":1\r\n",
+        "the RESET itself is logged"
+    );
+    assert!(text(&c.cmd(&["LATENCY", "DOCTOR"])).contains("no latency spike"));
+}
+
+#[test]
+fn info_sections_and_commandstats() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    c.cmd(&["SET", "k", "v"]);
+    let info = text(&c.cmd(&["INFO"]));
+    for needle in [
+        "# Server\r\nredis_version:7.0.15\r\n",
+        "\r\n\r\n# Clients\r\n",
+        "connected_clients:1\r\n",
+        "db0:keys=1,expires=0,avg_ttl=0\r\n",
+        "role:master\r\n",
+        "aof_enabled:0\r\n",
+    ] {
+        assert!(info.contains(needle), "missing {needle:?} in {info}");
+    }
+    assert!(!info.contains("# Commandstats"));
+    let stats = text(&c.cmd(&["INFO", "commandstats"]));
+    assert!(stats.contains("cmdstat_set:calls=1,"), "{stats}");
+    let all = text(&c.cmd(&["INFO", "everything"]));
+    assert!(all.contains("# Commandstats") && all.contains("# Keyspace"));
+    assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
+    assert!(!text(&c.cmd(&["INFO", "commandstats"])).contains("cmdstat_set"));
+}
+
+#[test]
+fn debug_object_and_switches() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "0"]), b"+OK\r\n");
+    c.cmd(&["SET", "k", "v"]);
+    let obj = text(&c.cmd(&["DEBUG", "OBJECT", "k"]));
+    assert!(
+        obj.starts_with("+Value at:0x") && obj.contains(" encoding:embstr serializedlength:2 "),
+        "{obj}"
+    );
+    assert_eq!(c.cmd(&["DEBUG", "SET-ACTIVE-EXPIRE", "1"]), b"+OK\r\n");
+    assert_eq!(
+        c.cmd(&["DEBUG", "OBJECT", "nosuch"]),
+        b"-ERR no such key\r\n"
+    );
+    let start = Instant::now();
+    assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.2"]), b"+OK\r\n");
+    assert!(start.elapsed() >= Duration::from_millis(150));
+}
