@@ -134,12 +134,12 @@ pub const DIRECTIVES: &[Directive] = &[
             min: 0,
             max: i64::MAX,
         },
-        "128",
+        "512",
         true,
     ),
     d(
         "hash-max-listpack-value",
-        Kind::Int {
+        Kind::Memory {
             min: 0,
             max: i64::MAX,
         },
@@ -204,7 +204,11 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
             Ok(n.to_string())
         }
         Kind::Memory { min, max } => {
-            let n = parse_memory(single()?).ok_or("argument must be a memory value")?;
+            // Redis reads memory values with memtoull: no sign allowed.
+            let v = single()?;
+            let n = parse_memory(v)
+                .filter(|_| !v.starts_with('-'))
+                .ok_or("argument must be a memory value")?;
             if n < min || n > max {
                 return Err(format!(
                     "argument must be between {min} and {max} inclusive"

@@ -287,7 +287,7 @@ fn hsetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let limits = limits(ctx);
     let set = write(ctx, argv[1], true, |h| {
         let h = h.ok_or(CmdError::WrongType)?;
-        h.convert_for(&argv[2..4], limits);
+        // Unlike HSET, long arguments convert only when the field is set.
         if h.get(argv[2]).is_some() {
             return Ok((false, false));
         }
@@ -558,39 +558,12 @@ fn hrandfield(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     })
 }
 
-/// Redis's parseScanCursorOrReply: strtoul over the whole argument (so
-/// "-1" wraps and "" is 0), no leading space, no overflow.
-pub fn scan_cursor(arg: &[u8]) -> Result<u64, CmdError> {
-    const INVALID: CmdError = CmdError::Static("ERR invalid cursor");
-    if arg.len() > 64 || arg.first().is_some_and(u8::is_ascii_whitespace) || arg.contains(&0) {
-        return Err(INVALID);
-    }
-    let mut buf = [0u8; 65];
-    buf[..arg.len()].copy_from_slice(arg);
-    let mut end: *mut libc::c_char = std::ptr::null_mut();
-    // Safety: buf is NUL-terminated; strtoul reads up to the NUL and
-    // stores a pointer into buf in `end`.
-    let (v, errno, consumed) = unsafe {
-        *libc::__errno_location() = 0;
-        let v = libc::strtoul(buf.as_ptr() as *const libc::c_char, &mut end, 10);
-        (
-            v,
-            *libc::__errno_location(),
-            end as usize - buf.as_ptr() as usize,
-        )
-    };
-    if consumed != arg.len() || errno == libc::ERANGE {
-        return Err(INVALID);
-    }
-    Ok(v as u64)
-}
-
 /// HSCAN key cursor [MATCH pattern] [COUNT count]: [next cursor, [field,
 /// value ...]]. A `listpack` hash comes back whole with cursor 0; a
 /// `hashtable` is walked with a reverse-binary cursor, so every field
 /// present for the whole iteration is returned at least once.
 fn hscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let cursor = scan_cursor(argv[2])?;
+    let cursor = super::keys::parse_cursor(argv[2])?;
     read(ctx, argv[1], |ctx, h| {
         let Some(h) = h else {
             ctx.reply.array(2);

@@ -460,7 +460,7 @@ fn keys(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// first NUL byte, refusing a leading space, anything after the digits
 /// and overflow. A sign is accepted (`-1` is 2^64-1) and so is the empty
 /// string (cursor 0).
-fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
+pub(super) fn parse_cursor(arg: &[u8]) -> Result<u64, CmdError> {
     let invalid = || CmdError::Static("ERR invalid cursor");
     let s = arg.split(|&b| b == 0).next().unwrap_or_default();
     let Some(&first) = s.first() else {

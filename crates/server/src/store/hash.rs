@@ -132,6 +132,14 @@ impl Hash {
         }
     }
 
+    /// Redis's lazyfreeGetFreeEffort: one buffer, or one block per field.
+    pub fn free_effort(&self) -> usize {
+        match self {
+            Hash::Packed(_) => 1,
+            Hash::Table(d) => d.len(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         match self {
             Hash::Packed(buf) => pairs(buf).count(),
@@ -157,8 +165,7 @@ impl Hash {
 
     /// Converts to a table when any of `args` is longer than the value
     /// limit, before anything is written (Redis's hashTypeTryConversion,
-    /// which HSET, HMSET and HSETNX apply to all their arguments, even
-    /// when HSETNX then writes nothing).
+    /// which HSET and HMSET apply to all their arguments).
     pub fn convert_for(&mut self, args: &[&[u8]], limits: Limits) {
         if matches!(self, Hash::Packed(_)) && args.iter().any(|a| a.len() > limits.value) {
             self.convert();

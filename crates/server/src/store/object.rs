@@ -36,6 +36,7 @@ impl Object {
     pub fn free_effort(&self) -> usize {
         match self {
             Object::Raw(_) => 1,
+            Object::Hash(h) => h.free_effort(),
         }
     }
 }
