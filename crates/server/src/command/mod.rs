@@ -15,6 +15,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod server;
+mod sort;
 mod strings;
 mod transactions;
 
@@ -45,6 +46,9 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// Keys beyond the (first, last, step) triple (SORT's STORE and
+    /// patterns); Redis derives it from the key specs and prints it last.
+    pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -71,6 +75,7 @@ pub mod flags {
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLE_KEYS, "movablekeys"),
     ];
 }
 
@@ -223,6 +228,7 @@ const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
     hashes::COMMANDS,
+    sort::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,

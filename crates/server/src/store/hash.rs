@@ -366,8 +366,12 @@ mod tests {
     #[test]
     fn packed_is_compact() {
         let mut h = Hash::new();
+        let limits = Limits {
+            entries: 512,
+            value: 64,
+        };
         for i in 0..10u8 {
-            h.set(&[b'f', b'0' + i], &[b'v', b'0' + i], SMALL);
+            h.set(&[b'f', b'0' + i], &[b'v', b'0' + i], limits);
         }
         let Hash::Packed(buf) = &h else {
             panic!("should still be packed");
