@@ -146,6 +146,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "64",
         true,
     ),
+    d(
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("save", Kind::SavePolicy, "", false),
@@ -282,6 +300,8 @@ pub struct Config {
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
     pub requirepass_set: AtomicBool,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Config {
@@ -334,6 +354,8 @@ impl Config {
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
         };
         config.apply();
         Ok(config)
@@ -450,6 +472,10 @@ impl Config {
             .store(num("hash-max-listpack-entries") as u64, Relaxed);
         self.hash_max_listpack_value
             .store(num("hash-max-listpack-value") as u64, Relaxed);
+        self.zset_max_listpack_entries
+            .store(num("zset-max-listpack-entries") as u64, Relaxed);
+        self.zset_max_listpack_value
+            .store(num("zset-max-listpack-value") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

@@ -18,6 +18,7 @@ mod server;
 mod sort;
 mod strings;
 mod transactions;
+mod zsets;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -46,8 +47,10 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
-    /// Keys beyond the (first, last, step) triple (SORT's STORE and
-    /// patterns); Redis derives it from the key specs and prints it last.
+    /// The key positions depend on the arguments (a `numkeys` argument,
+    /// as ZUNION or ZMPOP, or SORT's STORE and patterns): COMMAND shows
+    /// `movablekeys`, last, as Redis does; the handler finds and locks its
+    /// keys itself.
     pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
@@ -232,6 +235,7 @@ const FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    zsets::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.

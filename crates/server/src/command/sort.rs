@@ -14,7 +14,8 @@
 //! with ALPHA); a GET of a missing key or field is nil.
 //!
 //! Not done: STORE, which writes a list, waits for the list type. Until
-//! then SORT answers STORE with a syntax error.
+//! then SORT answers STORE with a syntax error. Sorted sets are read; lists
+//! and sets join with their arms in [`source`].
 
 use super::args::{int, is};
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
@@ -127,6 +128,14 @@ struct Source {
 /// other type is WRONGTYPE.
 fn source(v: ValueRef<'_>) -> Result<Source, CmdError> {
     match v {
+        ValueRef::Obj(Object::ZSet(z)) => {
+            let mut elements = Vec::with_capacity(z.len());
+            z.for_range(0, z.len(), false, |m, _| elements.push(m.to_vec()));
+            Ok(Source {
+                elements,
+                ordered: true,
+            })
+        }
         ValueRef::Int(_) | ValueRef::Emb(_) | ValueRef::Obj(_) => Err(CmdError::WrongType),
     }
 }

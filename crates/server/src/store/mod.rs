@@ -10,6 +10,7 @@ pub mod hash;
 mod keyspace;
 pub mod lazyfree;
 pub mod object;
+pub mod zset;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};

@@ -10,6 +10,8 @@ pub enum Object {
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
     Hash(Hash),
+    /// A sorted set (store::zset).
+    ZSet(super::zset::ZSet),
 }
 
 impl Object {
@@ -18,6 +20,7 @@ impl Object {
         match self {
             Object::Raw(_) => "string",
             Object::Hash(_) => "hash",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -26,6 +29,7 @@ impl Object {
         match self {
             Object::Raw(_) => "raw",
             Object::Hash(h) => h.encoding(),
+            Object::ZSet(z) => z.encoding(),
         }
     }
 
@@ -37,6 +41,8 @@ impl Object {
         match self {
             Object::Raw(_) => 1,
             Object::Hash(h) => h.free_effort(),
+            Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
+            Object::ZSet(_) => 1,
         }
     }
 }

@@ -129,8 +129,7 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), CmdError> {
             }
             ValueRef::Emb(b) => ("embstr", 1, rdb_string_size(b)),
             ValueRef::Obj(Object::Raw(b)) => ("raw", 1, rdb_string_size(b)),
-            // The serialized length of a collection needs the RDB writer,
-            // which does not exist yet.
+            // The RDB writer will size collections; until then none is given.
             ValueRef::Obj(o) => (o.encoding(), 1, 0),
         };
         let now_clock = crate::store::lru_clock(ctx.now_ms);
