@@ -156,6 +156,24 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
     ),
     d(
+        "hash-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "512",
+        true,
+    ),
+    d(
+        "hash-max-listpack-value",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
+    d(
         "zset-max-listpack-entries",
         Kind::Int {
             min: 0,
@@ -238,7 +256,11 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
             Ok(n.to_string())
         }
         Kind::Memory { min, max } => {
-            let n = parse_memory(single()?).ok_or("argument must be a memory value")?;
+            // Redis reads memory values with memtoull: no sign allowed.
+            let v = single()?;
+            let n = parse_memory(v)
+                .filter(|_| !v.starts_with('-'))
+                .ok_or("argument must be a memory value")?;
             if n < min || n > max {
                 return Err(format!(
                     "argument must be between {min} and {max} inclusive"
@@ -310,6 +332,8 @@ pub struct Config {
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
+    pub hash_max_listpack_entries: AtomicU64,
+    pub hash_max_listpack_value: AtomicU64,
     pub requirepass_set: AtomicBool,
     /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
     pub list_max_listpack_size: AtomicI64,
@@ -365,6 +389,8 @@ impl Config {
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
+            hash_max_listpack_entries: AtomicU64::new(0),
+            hash_max_listpack_value: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
             list_max_listpack_size: AtomicI64::new(0),
             zset_max_listpack_entries: AtomicU64::new(0),
@@ -483,6 +509,10 @@ impl Config {
             .store(num("latency-monitor-threshold") as u64, Relaxed);
         self.list_max_listpack_size
             .store(num("list-max-listpack-size"), Relaxed);
+        self.hash_max_listpack_entries
+            .store(num("hash-max-listpack-entries") as u64, Relaxed);
+        self.hash_max_listpack_value
+            .store(num("hash-max-listpack-value") as u64, Relaxed);
         self.zset_max_listpack_entries
             .store(num("zset-max-listpack-entries") as u64, Relaxed);
         self.zset_max_listpack_value

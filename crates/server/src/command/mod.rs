@@ -12,11 +12,13 @@
 
 pub mod args;
 mod connection;
+mod hashes;
 mod keys;
 mod lists;
 mod scripting;
 mod server;
 mod sets;
+mod sort;
 mod strings;
 mod transactions;
 mod zsets;
@@ -48,8 +50,10 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
-    /// The keys are not all at fixed positions: a count argument says how
-    /// many there are (see [`super::KEYNUM_SPECS`]). Redis's movablekeys.
+    /// The key positions depend on the arguments (a `numkeys` argument,
+    /// as ZUNION or ZMPOP, or SORT's STORE and patterns): COMMAND shows
+    /// `movablekeys`, last, as Redis does; the handler finds and locks its
+    /// keys itself.
     pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs on the script thread (see crate::scripting), so
     /// that its event loop can answer BUSY meanwhile. Not shown by COMMAND.
@@ -278,6 +282,8 @@ const FAMILIES: &[&[Command]] = &[
     sets::COMMANDS,
     keys::COMMANDS,
     lists::COMMANDS,
+    hashes::COMMANDS,
+    sort::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,

@@ -9,7 +9,8 @@
 //! (SET without KEEPTTL, GETSET, MSET) drop it, as in Redis.
 
 mod lcs;
-mod ldouble;
+/// Shared with HINCRBYFLOAT, which does the same long double arithmetic.
+pub(super) mod ldouble;
 
 use std::sync::atomic::Ordering::Relaxed;
 

@@ -301,6 +301,13 @@ impl Keyspace {
         }
     }
 
+    /// Locks every shard of database `db`, for commands whose keys are
+    /// only known once they run (SORT's BY and GET patterns).
+    pub fn lock_db(&self, db: usize, now: i64) -> Locked<'_> {
+        let want: Vec<(usize, usize)> = (0..SHARDS).map(|s| (db, s)).collect();
+        self.lock_shards(db, &want, now)
+    }
+
     /// Exchanges two databases atomically.
     pub fn swap(&self, a: usize, b: usize) {
         if a == b {

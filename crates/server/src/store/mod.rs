@@ -6,6 +6,7 @@
 mod dict;
 pub mod entry;
 pub mod expire;
+pub mod hash;
 mod keyspace;
 pub mod lazyfree;
 pub mod list;

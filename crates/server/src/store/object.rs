@@ -1,5 +1,7 @@
 //! Values that live outside their entry because they grow or change in
-//! place: long strings now, the collection types as they are added.
+//! place: long strings and the collection types.
+
+use super::hash::Hash;
 
 use super::list::List;
 
@@ -10,6 +12,7 @@ pub enum Object {
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
     List(List),
+    Hash(Hash),
     /// A sorted set (store::zset).
     ZSet(super::zset::ZSet),
     /// A SET, `intset` or `hashtable` encoded (see store::set).
@@ -22,6 +25,7 @@ impl Object {
         match self {
             Object::Raw(_) => "string",
             Object::List(_) => "list",
+            Object::Hash(_) => "hash",
             Object::ZSet(_) => "zset",
             Object::Set(_) => "set",
         }
@@ -33,6 +37,7 @@ impl Object {
             Object::Raw(_) => "raw",
             // Redis 7.0 uses a quicklist for every list, however small.
             Object::List(_) => "quicklist",
+            Object::Hash(h) => h.encoding(),
             Object::ZSet(z) => z.encoding(),
             Object::Set(s) => s.encoding(),
         }
@@ -47,6 +52,7 @@ impl Object {
             Object::Raw(_) => 1,
             // Redis counts a quicklist's nodes.
             Object::List(l) => l.node_count(),
+            Object::Hash(h) => h.free_effort(),
             Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
             Object::ZSet(_) => 1,
             Object::Set(s) => s.free_effort(),

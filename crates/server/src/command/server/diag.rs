@@ -120,8 +120,8 @@ fn rdb_object_size(o: &Object) -> usize {
         // ferrokv's list nodes are not listpacks: their packed size stands
         // in for Redis's serialized quicklist length.
         Object::List(l) => l.packed_bytes(),
-        // Sized once the RDB writer serializes sorted sets.
-        Object::ZSet(_) => 0,
+        // Sized once the RDB writer serializes these types.
+        Object::ZSet(_) | Object::Hash(_) => 0,
     }
 }
 
