@@ -6,6 +6,7 @@
 //! - [`client`]: per-connection state and the registry CLIENT reads.
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
+//! - [`pubsub`]: subscriptions, message queues, keyspace notifications.
 //! - [`glob`]: Redis's pattern matching.
 //!
 //! [`Server`] is the shared state every connection task holds; nothing is
@@ -20,6 +21,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod pubsub;
 pub mod slowlog;
 pub mod stats;
 pub mod store;
@@ -43,6 +45,7 @@ pub struct Server {
     pub clients: client::Registry,
     pub blocking: blocking::Blocking,
     pub watches: watch::Watches,
+    pub pubsub: pubsub::PubSub,
     /// One gate per event loop, and one for the expiry thread (the last).
     pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
@@ -70,6 +73,7 @@ impl Server {
             clients: client::Registry::default(),
             blocking: blocking::Blocking::default(),
             watches: watch::Watches::default(),
+            pubsub: pubsub::PubSub::default(),
             gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::Monitor::default(),
