@@ -278,7 +278,10 @@ fn normalise(dir: &Directive, words: &[String], current: &str) -> Result<String,
         Kind::KeyspaceEvents => crate::pubsub::events::parse(single()?)
             .map(crate::pubsub::events::canonical)
             .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
-        Kind::BufferLimits => buffer_limits(words, current),
+        Kind::BufferLimits => {
+            let words: Vec<String> = joined.split_whitespace().map(String::from).collect();
+            buffer_limits(&words, current)
+        }
     }
 }
 

@@ -424,6 +424,14 @@ async fn process(
 
 /// Resolves and runs one request, honouring CLIENT PAUSE and CLIENT REPLY.
 async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
+    // Messages published before this command reach the client before its
+    // reply, as they would from Redis's single output buffer.
+    let sub = &client.shared.pubsub;
+    if sub.has_pending() {
+        let messages = sub.take();
+        sub.written(messages.len());
+        reply.buf.extend_from_slice(&messages);
+    }
     let mark = reply.buf.len();
     let skip = std::mem::take(&mut client.skip_next);
     client

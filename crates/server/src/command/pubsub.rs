@@ -10,8 +10,7 @@ use crate::pubsub::Kind;
 
 const SUBSCRIBE: u32 =
     flags::PUBSUB | flags::NOSCRIPT | flags::LOADING | flags::STALE | flags::SUBSCRIBER;
-const PUBLISH: u32 =
-    flags::PUBSUB | flags::LOADING | flags::STALE | flags::FAST | flags::MAY_REPLICATE;
+const PUBLISH: u32 = flags::PUBSUB | flags::LOADING | flags::STALE | flags::FAST;
 const INTROSPECT: u32 = flags::PUBSUB | flags::LOADING | flags::STALE;
 
 /// Shard channels sit where keys do, so cluster routing can find them.
