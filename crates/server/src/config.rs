@@ -133,6 +133,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         false,
     ),
+    d(
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
     d("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
@@ -325,6 +343,8 @@ pub struct Config {
     pub notify_flags: AtomicU32,
     /// The pubsub class of `client-output-buffer-limit`: hard, soft, seconds.
     pubsub_limits: [AtomicU64; 3],
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Config {
@@ -377,6 +397,8 @@ impl Config {
             requirepass_set: AtomicBool::new(false),
             notify_flags: AtomicU32::new(0),
             pubsub_limits: Default::default(),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
         };
         config.apply();
         Ok(config)
@@ -499,6 +521,10 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.zset_max_listpack_entries
+            .store(num("zset-max-listpack-entries") as u64, Relaxed);
+        self.zset_max_listpack_value
+            .store(num("zset-max-listpack-value") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

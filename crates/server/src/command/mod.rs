@@ -17,6 +17,7 @@ mod pubsub;
 mod server;
 mod strings;
 mod transactions;
+mod zsets;
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,6 +47,10 @@ pub mod flags {
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// The key positions depend on the arguments (a `numkeys` argument,
+    /// as ZUNION or ZMPOP): COMMAND shows `movablekeys`, last, as Redis
+    /// does; the handler finds and locks its keys itself.
+    pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -76,6 +81,7 @@ pub mod flags {
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLE_KEYS, "movablekeys"),
     ];
 }
 
@@ -230,6 +236,7 @@ const FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    zsets::COMMANDS,
     pubsub::COMMANDS,
 ];
 
