@@ -366,15 +366,17 @@ fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64,
         return;
     }
     let sub = &c.pubsub;
-    {
+    let pending = {
         let mut q = sub.queue.lock();
         let at = q.len();
         q.extend_from_slice(frame);
         if resp3 {
             q[at] = b'>';
         }
-    }
-    let pending = (sub.pending.fetch_add(frame.len(), Relaxed) + frame.len()) as u64;
+        // Counted under the queue's lock, so whoever takes these bytes
+        // (and then subtracts them) finds them counted already.
+        (sub.pending.fetch_add(frame.len(), Relaxed) + frame.len()) as u64
+    };
     if over_limit(sub, pending, limits) {
         tracing::warn!(
             "Client id={} addr={} scheduled to be closed ASAP for overcoming of output buffer limits.",
