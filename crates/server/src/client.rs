@@ -29,6 +29,8 @@ pub struct ClientShared {
     pub killed: AtomicBool,
     /// Wakes the connection task so it notices `killed`.
     pub kill: Notify,
+    /// Subscriptions and the messages waiting to be written.
+    pub pubsub: crate::pubsub::Subscriber,
 }
 
 impl ClientShared {
@@ -137,6 +139,7 @@ impl Registry {
             no_evict: AtomicBool::new(false),
             killed: AtomicBool::new(false),
             kill: Notify::new(),
+            pubsub: Default::default(),
         });
         self.clients.lock().insert(id, shared.clone());
         Client {

@@ -7,7 +7,7 @@
 //! effect.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use parking_lot::RwLock;
 
@@ -30,6 +30,11 @@ pub enum Kind {
     Words,
     /// The `save` schedule: "" or pairs of seconds and changes.
     SavePolicy,
+    /// `notify-keyspace-events` flag letters, shown normalised.
+    KeyspaceEvents,
+    /// `client-output-buffer-limit`: `<class> <hard> <soft> <seconds>`
+    /// groups; a change sets only the classes it names.
+    BufferLimits,
 }
 
 pub struct Directive {
@@ -193,6 +198,13 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     // Persistence is not built yet: only the values meaning "off" are valid,
     // so that tools that read or pass them keep working.
+    d("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
+    d(
+        "client-output-buffer-limit",
+        Kind::BufferLimits,
+        "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        true,
+    ),
     d("save", Kind::SavePolicy, "", false),
     d("appendonly", Kind::Enum(&["no"]), "no", false),
 ];
@@ -229,8 +241,52 @@ pub fn parse_memory(s: &str) -> Option<i64> {
     n.checked_mul(mul)
 }
 
-/// Checks a value for a directive and returns its canonical form.
-fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
+/// Client classes of `client-output-buffer-limit`, in the order CONFIG GET
+/// shows them.
+const BUFFER_CLASSES: [&str; 3] = ["normal", "slave", "pubsub"];
+
+/// Applies `client-output-buffer-limit` groups to the current value, as
+/// Redis's setConfigClientOutputBufferLimitOption does.
+fn buffer_limits(words: &[String], current: &str) -> Result<String, String> {
+    let mut limits: Vec<[u64; 3]> = BUFFER_CLASSES.iter().map(|_| [0; 3]).collect();
+    let cur: Vec<&str> = current.split_whitespace().collect();
+    for group in cur.chunks_exact(4) {
+        if let Some(i) = BUFFER_CLASSES.iter().position(|c| *c == group[0]) {
+            for (slot, v) in limits[i].iter_mut().zip(&group[1..]) {
+                *slot = v.parse().unwrap_or(0);
+            }
+        }
+    }
+    if !words.len().is_multiple_of(4) {
+        return Err("Wrong number of arguments in buffer limit configuration.".into());
+    }
+    for group in words.chunks_exact(4) {
+        let class = match group[0].to_ascii_lowercase().as_str() {
+            "normal" => 0,
+            "slave" | "replica" => 1,
+            "pubsub" => 2,
+            _ => {
+                return Err("Invalid client class specified in buffer limit configuration.".into())
+            }
+        };
+        let bad = || "Error in hard, soft or soft_seconds setting in buffer limit configuration.";
+        let mem = |s: &str| parse_memory(s).filter(|n| *n >= 0).ok_or_else(bad);
+        let hard = mem(&group[1])?;
+        let soft = mem(&group[2])?;
+        let secs: i64 = group[3].parse().ok().filter(|n| *n >= 0).ok_or_else(bad)?;
+        limits[class] = [hard as u64, soft as u64, secs as u64];
+    }
+    Ok(BUFFER_CLASSES
+        .iter()
+        .zip(&limits)
+        .map(|(c, [h, s, t])| format!("{c} {h} {s} {t}"))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Checks a value for a directive and returns its canonical form;
+/// `current` is its value so far (for directives a change only amends).
+fn normalise(dir: &Directive, words: &[String], current: &str) -> Result<String, String> {
     let joined = words.join(" ");
     let single = || -> Result<&str, String> {
         match words {
@@ -293,6 +349,13 @@ fn normalise(dir: &Directive, words: &[String]) -> Result<String, String> {
             }
             Ok(parts.join(" "))
         }
+        Kind::KeyspaceEvents => crate::pubsub::events::parse(single()?)
+            .map(crate::pubsub::events::canonical)
+            .ok_or_else(|| "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.".into()),
+        Kind::BufferLimits => {
+            let words: Vec<String> = joined.split_whitespace().map(String::from).collect();
+            buffer_limits(&words, current)
+        }
     }
 }
 
@@ -337,6 +400,10 @@ pub struct Config {
     pub requirepass_set: AtomicBool,
     /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
     pub list_max_listpack_size: AtomicI64,
+    /// `notify-keyspace-events` as crate::pubsub::events bits.
+    pub notify_flags: AtomicU32,
+    /// The pubsub class of `client-output-buffer-limit`: hard, soft, seconds.
+    pubsub_limits: [AtomicU64; 3],
     pub zset_max_listpack_entries: AtomicU64,
     pub zset_max_listpack_value: AtomicU64,
 }
@@ -375,7 +442,7 @@ impl Config {
             let Some(idx) = find(&words[0]) else {
                 return Err(fail("Bad directive or wrong number of arguments".into()));
             };
-            values[idx] = normalise(&DIRECTIVES[idx], &words[1..]).map_err(fail)?;
+            values[idx] = normalise(&DIRECTIVES[idx], &words[1..], &values[idx]).map_err(fail)?;
         }
         let config = Config {
             values: RwLock::new(values),
@@ -393,6 +460,8 @@ impl Config {
             hash_max_listpack_value: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
             list_max_listpack_size: AtomicI64::new(0),
+            notify_flags: AtomicU32::new(0),
+            pubsub_limits: Default::default(),
             zset_max_listpack_entries: AtomicU64::new(0),
             zset_max_listpack_value: AtomicU64::new(0),
         };
@@ -422,7 +491,16 @@ impl Config {
                     .iter()
                     .any(|p| crate::glob::matches(p, d.name.as_bytes(), true))
             })
-            .map(|(d, v)| (d.name, v.clone()))
+            .map(|(d, v)| {
+                let shown = match d.kind {
+                    // Kept losslessly; shown the way Redis prints it.
+                    Kind::KeyspaceEvents => crate::pubsub::events::parse(v)
+                        .map(crate::pubsub::events::render)
+                        .unwrap_or_default(),
+                    _ => v.clone(),
+                };
+                (d.name, shown)
+            })
             .collect()
     }
 
@@ -455,12 +533,13 @@ impl Config {
         for (idx, value) in named {
             let dir = &DIRECTIVES[idx];
             let words: Vec<String> = match dir.kind {
-                Kind::Words | Kind::SavePolicy => {
+                Kind::Words | Kind::SavePolicy | Kind::BufferLimits => {
                     value.split_whitespace().map(String::from).collect()
                 }
                 _ => vec![value.clone()],
             };
-            let canonical = normalise(dir, &words).map_err(|reason| {
+            let current = self.get(dir.name);
+            let canonical = normalise(dir, &words, &current).map_err(|reason| {
                 format!(
                     "ERR CONFIG SET failed (possibly related to argument '{}') - {reason}",
                     dir.name
@@ -523,6 +602,28 @@ impl Config {
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);
         self.requirepass_set.store(pass, Relaxed);
+        let events = find("notify-keyspace-events")
+            .and_then(|i| crate::pubsub::events::parse(&v[i]))
+            .unwrap_or(0);
+        self.notify_flags.store(events, Relaxed);
+        if let Some(i) = find("client-output-buffer-limit") {
+            let words: Vec<&str> = v[i].split_whitespace().collect();
+            for group in words.chunks_exact(4).filter(|g| g[0] == "pubsub") {
+                for (slot, n) in self.pubsub_limits.iter().zip(&group[1..]) {
+                    slot.store(n.parse().unwrap_or(0), Relaxed);
+                }
+            }
+        }
+    }
+
+    /// The output limits of subscribers.
+    pub fn pubsub_limits(&self) -> crate::pubsub::Limits {
+        let [hard, soft, secs] = &self.pubsub_limits;
+        crate::pubsub::Limits {
+            hard: hard.load(Relaxed),
+            soft: soft.load(Relaxed),
+            soft_secs: secs.load(Relaxed),
+        }
     }
 
     /// CONFIG REWRITE: rewrites the start-up file in place, keeping comments
@@ -572,7 +673,9 @@ impl Config {
 fn render(idx: usize, value: &str) -> String {
     let name = DIRECTIVES[idx].name;
     match DIRECTIVES[idx].kind {
-        Kind::Words | Kind::SavePolicy if !value.is_empty() => format!("{name} {value}\n"),
+        Kind::Words | Kind::SavePolicy | Kind::BufferLimits if !value.is_empty() => {
+            format!("{name} {value}\n")
+        }
         _ => format!(
             "{name} \"{}\"\n",
             value.replace('\\', "\\\\").replace('"', "\\\"")

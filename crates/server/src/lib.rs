@@ -7,6 +7,7 @@
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
 //! - [`scripting`]: Lua scripts and functions (EVAL, FCALL).
+//! - [`pubsub`]: subscriptions, message queues, keyspace notifications.
 //! - [`glob`]: Redis's pattern matching.
 //!
 //! [`Server`] is the shared state every connection task holds; nothing is
@@ -21,6 +22,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod pubsub;
 pub mod scripting;
 pub mod slowlog;
 pub mod stats;
@@ -45,6 +47,7 @@ pub struct Server {
     pub clients: client::Registry,
     pub blocking: blocking::Blocking,
     pub watches: watch::Watches,
+    pub pubsub: pubsub::PubSub,
     /// One gate per event loop, and one for the expiry thread (the last).
     pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
@@ -74,6 +77,7 @@ impl Server {
             clients: client::Registry::default(),
             blocking: blocking::Blocking::default(),
             watches: watch::Watches::default(),
+            pubsub: pubsub::PubSub::default(),
             gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::Monitor::default(),

@@ -169,6 +169,7 @@ async fn connection(server: Arc<Server>, mut stream: TcpStream, addr: SocketAddr
     client.gate = gate;
     let id = client.shared.id;
     run_client(&server, &mut stream, &mut client).await;
+    server.pubsub.forget(&client.shared);
     client.unwatch_all(&server);
     server.clients.unregister(id);
 }
@@ -187,8 +188,18 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
             let wanted = parser.bytes_wanted(rbuf.len()).max(READ_CHUNK);
             rbuf.reserve(wanted);
             let idle = server.config.timeout_secs.load(Relaxed);
+            let sub = &client.shared.pubsub;
+            // Subscribers are exempt from the idle timeout, as in Redis.
+            let idle = if sub.active() { 0 } else { idle };
+            let listening = sub.active() || sub.has_pending();
             let read = tokio::select! {
                 r = stream.read_buf(&mut rbuf) => r,
+                _ = sub.ready.notified(), if listening => {
+                    if !write_messages(server, stream, client).await {
+                        return;
+                    }
+                    continue;
+                }
                 _ = client.shared.kill.notified() => return,
                 _ = stopped(&mut shutdown) => return,
                 _ = idle_timeout(idle) => return,
@@ -260,6 +271,29 @@ async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bo
     true
 }
 
+/// Writes the pub/sub messages queued for this client in one go; false
+/// when the client has gone or is killed meanwhile (a subscriber that
+/// stopped reading is killed for its output limit while the write waits).
+async fn write_messages(server: &Server, stream: &mut TcpStream, client: &Client) -> bool {
+    let sub = &client.shared.pubsub;
+    let data = sub.take();
+    if data.is_empty() {
+        return true;
+    }
+    let written = tokio::select! {
+        r = stream.write_all(&data) => r.is_ok(),
+        _ = client.shared.kill.notified() => false,
+    };
+    sub.written(data.len());
+    if written {
+        server
+            .stats
+            .net_output_bytes
+            .fetch_add(data.len() as u64, Relaxed);
+    }
+    written && !client.shared.killed.load(Relaxed)
+}
+
 /// Waits while the client is blocked: until a writer serves it, its
 /// timeout passes, it is unblocked, or it goes away (then its waiter is
 /// removed and false is returned). Input that arrives meanwhile is kept
@@ -287,8 +321,16 @@ async fn wait_blocked(
             }
         };
         rbuf.reserve(READ_CHUNK);
+        let sub = &client.shared.pubsub;
+        let listening = sub.active() || sub.has_pending();
         tokio::select! {
             w = &mut rx => break w.ok(),
+            _ = sub.ready.notified(), if listening => {
+                if !write_messages(server, stream, client).await {
+                    server.blocking.cancel(id);
+                    return false;
+                }
+            }
             _ = expired => {
                 if server.blocking.cancel(id) {
                     break Some(Wake::Timeout);
@@ -382,6 +424,14 @@ async fn process(
 
 /// Resolves and runs one request, honouring CLIENT PAUSE and CLIENT REPLY.
 async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
+    // Messages published before this command reach the client before its
+    // reply, as they would from Redis's single output buffer.
+    let sub = &client.shared.pubsub;
+    if sub.has_pending() {
+        let messages = sub.take();
+        sub.written(messages.len());
+        reply.buf.extend_from_slice(&messages);
+    }
     let mark = reply.buf.len();
     let skip = std::mem::take(&mut client.skip_next);
     client

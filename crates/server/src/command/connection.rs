@@ -43,7 +43,14 @@ const HANDSHAKE: u32 = flags::NOSCRIPT
     | flags::ALLOW_BUSY;
 
 pub const COMMANDS: &[Command] = &[
-    cmd("ping", -1, flags::FAST, ping, "Ping the server", "1.0.0"),
+    cmd(
+        "ping",
+        -1,
+        flags::FAST | flags::SUBSCRIBER,
+        ping,
+        "Ping the server",
+        "1.0.0",
+    ),
     cmd(
         "echo",
         2,
@@ -55,7 +62,7 @@ pub const COMMANDS: &[Command] = &[
     cmd(
         "quit",
         -1,
-        HANDSHAKE | flags::TXN_CONTROL,
+        HANDSHAKE | flags::TXN_CONTROL | flags::SUBSCRIBER,
         quit,
         "Close the connection",
         "1.0.0",
@@ -63,7 +70,7 @@ pub const COMMANDS: &[Command] = &[
     cmd(
         "reset",
         1,
-        HANDSHAKE | flags::TXN_CONTROL,
+        HANDSHAKE | flags::TXN_CONTROL | flags::SUBSCRIBER,
         reset,
         "Reset the connection",
         "6.2.0",
@@ -97,12 +104,22 @@ pub const COMMANDS: &[Command] = &[
 const WRONGPASS: CmdError =
     CmdError::Static("WRONGPASS invalid username-password pair or user is disabled.");
 
-/// PING [message]: +PONG, or the message as a bulk string.
+/// PING [message]: +PONG, or the message as a bulk string. A RESP2
+/// client in subscriber mode gets `["pong", message or ""]` instead, a
+/// reply its pub/sub reader can parse.
 fn ping(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    match argv.len() {
-        1 => ctx.reply.simple("PONG"),
-        2 => ctx.reply.bulk(argv[1]),
-        _ => return Err(CmdError::WrongArity("ping".into())),
+    if argv.len() > 2 {
+        return Err(CmdError::WrongArity("ping".into()));
+    }
+    if ctx.client.shared.pubsub.active() && !ctx.reply.is_resp3() {
+        ctx.reply.array(2);
+        ctx.reply.bulk(b"pong");
+        ctx.reply.bulk(argv.get(1).copied().unwrap_or_default());
+        return Ok(());
+    }
+    match argv.get(1) {
+        None => ctx.reply.simple("PONG"),
+        Some(msg) => ctx.reply.bulk(msg),
     }
     Ok(())
 }
@@ -121,9 +138,10 @@ fn quit(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 }
 
 /// RESET: +RESET. The connection goes back to how it started: database 0,
-/// RESP2, no name, replies on, eviction allowed, and unauthenticated again
-/// when a password is required.
+/// RESP2, no name, replies on, eviction allowed, no subscriptions, and
+/// unauthenticated again when a password is required.
 fn reset(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    ctx.server.pubsub.forget(&ctx.client.shared);
     ctx.client.select(0);
     set_protocol(ctx, Protocol::Resp2);
     ctx.client.shared.set_name(b"");

@@ -10,6 +10,7 @@ use ferrokv_resp::DeferredKind;
 use super::args::{self, is};
 use super::{acl, flags, CmdError, Command, Ctx, Handler, Keys, NO_KEYS};
 use crate::glob;
+use crate::pubsub::events;
 use crate::store::lazyfree::{self, LAZYFREE_THRESHOLD};
 use crate::store::{lru_clock, Entry, Locked, ValueRef};
 
@@ -311,6 +312,7 @@ fn del_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], lazy: bool) -> Result<(), CmdE
         if let Some(old) = locked.remove(key) {
             n += 1;
             ctx.modified(key);
+            ctx.notify(events::GENERIC, "del", key);
             if lazy {
                 free_unlinked(old);
             }
@@ -402,6 +404,11 @@ fn rename_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], nx: bool) -> Result<bool, C
                 locked.set(dst, old.into_value(), expiry);
                 ctx.modified(src);
                 ctx.modified(dst);
+                // The destination is always added anew (an old one was
+                // deleted first), as Redis's dbAdd reports it.
+                ctx.notify(events::NEW, "new", dst);
+                ctx.notify(events::GENERIC, "rename_from", src);
+                ctx.notify(events::GENERIC, "rename_to", dst);
                 Ok(true)
             }
             None => Err(CmdError::NoSuchKey),
@@ -701,6 +708,9 @@ fn move_(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     if moved {
         ctx.modified_in(src, key);
         ctx.modified_in(dst, key);
+        ctx.notify_in(dst, events::NEW, "new", key);
+        ctx.notify_in(src, events::GENERIC, "move_from", key);
+        ctx.notify_in(dst, events::GENERIC, "move_to", key);
     }
     ctx.finish(locked);
     ctx.reply.int(moved as i64);
@@ -761,6 +771,8 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     };
     if copied {
         ctx.modified_in(dst, dst_key);
+        ctx.notify_in(dst, events::NEW, "new", dst_key);
+        ctx.notify_in(dst, events::GENERIC, "copy_to", dst_key);
     }
     ctx.finish(locked);
     ctx.reply.int(copied as i64);
@@ -838,28 +850,30 @@ fn expire_generic(
 
     let key = argv[1];
     let mut locked = ctx.lock(&argv[1..2]);
-    let changed = match locked.get(key).map(|e| e.expiry()) {
-        None => false,
+    // The notification names what happened: a time already past deletes.
+    let event = match locked.get(key).map(|e| e.expiry()) {
+        None => None,
         Some(current) => {
             let refused = (nx && current.is_some())
                 || (xx && current.is_none())
                 || (gt && current.is_none_or(|c| when <= c))
                 || (lt && current.is_some_and(|c| when >= c));
             if refused {
-                false
+                None
             } else if when <= ctx.now_ms {
                 locked.remove(key);
-                true
+                Some("del")
             } else {
-                locked.set_expiry(key, Some(when))
+                locked.set_expiry(key, Some(when)).then_some("expire")
             }
         }
     };
-    if changed {
+    if let Some(event) = event {
         ctx.modified(key);
+        ctx.notify(events::GENERIC, event, key);
     }
     ctx.finish(locked);
-    ctx.reply.int(changed as i64);
+    ctx.reply.int(event.is_some() as i64);
     Ok(())
 }
 
@@ -925,6 +939,7 @@ fn persist(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let removed = had_ttl && locked.set_expiry(key, None);
     if removed {
         ctx.modified(key);
+        ctx.notify(events::GENERIC, "persist", key);
     }
     ctx.finish(locked);
     ctx.reply.int(removed as i64);
@@ -933,7 +948,7 @@ fn persist(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// Looks up OBJECT's key without marking it accessed and applies `f`;
 /// None when it is missing.
-fn object_lookup<T>(ctx: &Ctx<'_>, argv: &[&[u8]], f: impl FnOnce(&Entry) -> T) -> Option<T> {
+fn object_lookup<T>(ctx: &mut Ctx<'_>, argv: &[&[u8]], f: impl FnOnce(&Entry) -> T) -> Option<T> {
     let mut locked = ctx.lock(&argv[2..3]);
     let result = locked.peek(argv[2]).map(|e| f(&e));
     ctx.server.stats.hit(result.is_some());

@@ -15,6 +15,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod pubsub;
 mod scripting;
 mod server;
 mod sets;
@@ -24,6 +25,7 @@ mod transactions;
 mod zsets;
 
 use std::borrow::Cow;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use ferrokv_resp::Reply;
@@ -61,6 +63,10 @@ pub mod flags {
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
+    /// ferrokv's own: allowed to a RESP2 client in subscriber mode
+    /// ((P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PING, QUIT, RESET). Not shown by
+    /// COMMAND.
+    pub const SUBSCRIBER: u32 = 1 << 27;
     /// ferrokv's own: runs at once inside MULTI instead of being queued
     /// (MULTI, EXEC, DISCARD, WATCH, QUIT, RESET). Not shown by COMMAND.
     pub const TXN_CONTROL: u32 = 1 << 31;
@@ -289,6 +295,7 @@ const FAMILIES: &[&[Command]] = &[
     transactions::COMMANDS,
     zsets::COMMANDS,
     scripting::COMMANDS,
+    pubsub::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.
@@ -561,6 +568,39 @@ impl<'a> Ctx<'a> {
         self.server.blocking.signal(db, key);
     }
 
+    /// Publishes the keyspace notification `event` of `class` (a
+    /// crate::pubsub::events bit) for `key`, where Redis calls
+    /// notifyKeyspaceEvent; a no-op unless `notify-keyspace-events`
+    /// enables the class and someone is subscribed.
+    pub fn notify(&mut self, class: u32, event: &str, key: &[u8]) {
+        self.notify_in(self.client.db, class, event, key);
+    }
+
+    /// Like [`notify`](Self::notify) for a key of another database.
+    pub fn notify_in(&mut self, db: usize, class: u32, event: &str, key: &[u8]) {
+        let flags = self.server.config.notify_flags.load(Relaxed);
+        if flags & class == 0 {
+            return;
+        }
+        self.server.pubsub.keyspace_event(
+            flags,
+            self.server.config.pubsub_limits(),
+            class,
+            db,
+            event,
+            key,
+            Some((self.client.shared.id, &mut *self.reply)),
+        );
+    }
+
+    /// The `new` notification of a key a write created, when the store's
+    /// `set` found no previous value (`old`).
+    pub fn notify_new<T>(&mut self, old: &Option<T>, key: &[u8]) {
+        if old.is_none() {
+            self.notify(crate::pubsub::events::NEW, "new", key);
+        }
+    }
+
     /// Blocks the client on `keys` until a write makes one of them ready or
     /// `timeout` passes. Call it while still holding the keys' locks, after
     /// finding nothing to do; write no reply.
@@ -625,21 +665,23 @@ impl<'a> Ctx<'a> {
 
     /// Releases a command's locks and reports the keys its lookups found
     /// expired (they were deleted: statistics and watchers must know).
-    pub fn finish(&self, locked: crate::store::Locked<'_>) {
+    pub fn finish(&mut self, locked: crate::store::Locked<'_>) {
         let db = locked.db();
         self.expired(db, &locked.into_expired());
     }
 
     /// Records keys found expired and deleted, whether by a `Locked` or
-    /// elsewhere (RANDOMKEY's picks).
-    pub fn expired(&self, db: usize, entries: &[crate::store::Entry]) {
+    /// elsewhere (RANDOMKEY's picks), and sends their `expired`
+    /// notifications.
+    pub fn expired(&mut self, db: usize, entries: &[crate::store::Entry]) {
         if !entries.is_empty() {
             self.server
                 .stats
                 .expired_keys
-                .fetch_add(entries.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(entries.len() as u64, Relaxed);
             for e in entries {
                 self.server.watches.touch(db, e.key());
+                self.notify_in(db, crate::pubsub::events::EXPIRED, "expired", e.key());
             }
         }
     }
@@ -649,13 +691,22 @@ impl<'a> Ctx<'a> {
 /// error is the rejection Redis replies. Queued and executed commands pass
 /// through here alike, so a rejection is counted once, in one place.
 pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdError> {
-    use std::sync::atomic::Ordering::Relaxed;
     let rejected = if !client.authenticated && !r.cmd.has(flags::NO_AUTH) {
         Some(CmdError::NoAuth)
     } else if client.multi.is_some() && r.cmd.has(flags::NO_MULTI) {
         Some(CmdError::Static(
             "ERR Command not allowed inside a transaction",
         ))
+    } else if !r.cmd.has(flags::SUBSCRIBER)
+        && client.shared.pubsub.active()
+        && client.shared.resp.load(Relaxed) == 2
+    {
+        // With RESP3 pushes and replies can share the connection.
+        Some(CmdError::Owned(format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET \
+             are allowed in this context",
+            r.full_name()
+        )))
     } else {
         None
     };
@@ -705,7 +756,6 @@ fn run(
     serving: bool,
     in_transaction: bool,
 ) -> Flow {
-    use std::sync::atomic::Ordering::Relaxed;
     let stats = &server.commands.stats[r.id];
     let start = Instant::now();
     let mut ctx = Ctx {
@@ -770,6 +820,47 @@ fn serve_blocked(server: &Server) {
                     }
                 });
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::flags::*;
+
+    /// Families add flags independently; two sharing a bit would make a
+    /// gate fire on the wrong commands.
+    #[test]
+    fn flag_bits_are_distinct() {
+        let all = [
+            WRITE,
+            READONLY,
+            DENYOOM,
+            ADMIN,
+            PUBSUB,
+            NOSCRIPT,
+            BLOCKING,
+            LOADING,
+            STALE,
+            SKIP_MONITOR,
+            SKIP_SLOWLOG,
+            FAST,
+            NO_AUTH,
+            MAY_REPLICATE,
+            NO_MANDATORY_KEYS,
+            NO_MULTI,
+            ALLOW_BUSY,
+            MOVABLE_KEYS,
+            SCRIPT_THREAD,
+            EXCLUSIVE,
+            SUBSCRIBER,
+            TXN_CONTROL,
+        ];
+        let mut seen = 0u32;
+        for f in all {
+            assert_eq!(f.count_ones(), 1);
+            assert_eq!(seen & f, 0, "flag bit {f:#x} used twice");
+            seen |= f;
         }
     }
 }

@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::{int, is, parse_i64_exact};
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
+use crate::pubsub::events;
 use crate::store::entry::EMBSTR_MAX;
 use crate::store::{EntryMut, Locked, Object, Value, ValueRef};
 
@@ -562,8 +563,13 @@ fn set_generic(
         } else {
             expire_at
         };
-        locked.set(key, Value::string(value), expiry);
+        let old = locked.set(key, Value::string(value), expiry);
         ctx.modified(key);
+        ctx.notify_new(&old, key);
+        ctx.notify(events::STRING, "set", key);
+        if expire_at.is_some() {
+            ctx.notify(events::GENERIC, "expire", key);
+        }
         if !o.get {
             match reply {
                 SetReply::Ok => ctx.reply.ok(),
@@ -636,14 +642,17 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             Some((unit, at)) if !unit.relative() && at <= ctx.now_ms => {
                 locked.remove(key);
                 ctx.modified(key);
+                ctx.notify(events::GENERIC, "del", key);
             }
             Some((_, at)) => {
                 locked.set_expiry(key, Some(at));
                 ctx.modified(key);
+                ctx.notify(events::GENERIC, "expire", key);
             }
             None if o.persist && had_expiry => {
                 locked.set_expiry(key, None);
                 ctx.modified(key);
+                ctx.notify(events::GENERIC, "persist", key);
             }
             None => {}
         }
@@ -658,6 +667,7 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         if reply_get(ctx, locked, key)? {
             locked.remove(key);
             ctx.modified(key);
+            ctx.notify(events::GENERIC, "del", key);
         }
         Ok(())
     })
@@ -669,8 +679,10 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
     with_keys(ctx, &[key], |ctx, locked| {
         reply_get(ctx, locked, key)?;
-        locked.set(key, Value::string(argv[2]), None);
+        let old = locked.set(key, Value::string(argv[2]), None);
         ctx.modified(key);
+        ctx.notify_new(&old, key);
+        ctx.notify(events::STRING, "set", key);
         Ok(())
     })
 }
@@ -715,8 +727,10 @@ fn mset_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], nx: bool) -> Result<(), CmdEr
             return Ok(());
         }
         for pair in argv[1..].chunks_exact(2) {
-            locked.set(pair[0], Value::string(pair[1]), None);
+            let old = locked.set(pair[0], Value::string(pair[1]), None);
             ctx.modified(pair[0]);
+            ctx.notify_new(&old, pair[0]);
+            ctx.notify(events::STRING, "set", pair[0]);
         }
         if nx {
             ctx.reply.int(1);
@@ -749,6 +763,8 @@ fn append(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         let Some(e) = locked.get(key) else {
             locked.set(key, Value::string(tail), None);
             ctx.modified(key);
+            ctx.notify(events::NEW, "new", key);
+            ctx.notify(events::STRING, "append", key);
             ctx.reply.int(tail.len() as i64);
             return Ok(());
         };
@@ -756,6 +772,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         check_length(ctx, cur_len, tail.len())?;
         let len = edit_raw(e, |v| v.extend_from_slice(tail))?;
         ctx.modified(key);
+        ctx.notify(events::STRING, "append", key);
         ctx.reply.int(len as i64);
         Ok(())
     })
@@ -840,6 +857,8 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             let len = v.len();
             locked.set(key, Value::raw(v), None);
             ctx.modified(key);
+            ctx.notify(events::NEW, "new", key);
+            ctx.notify(events::STRING, "setrange", key);
             ctx.reply.int(len as i64);
             return Ok(());
         };
@@ -857,6 +876,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             v[offset..end].copy_from_slice(patch);
         })?;
         ctx.modified(key);
+        ctx.notify(events::STRING, "setrange", key);
         ctx.reply.int(len as i64);
         Ok(())
     })
@@ -881,10 +901,12 @@ fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<(), CmdError> 
             }
             None => {
                 locked.set(key, Value::Int(by), None);
+                ctx.notify(events::NEW, "new", key);
                 by
             }
         };
         ctx.modified(key);
+        ctx.notify(events::STRING, "incrby", key);
         ctx.reply.int(n);
         Ok(())
     })
@@ -932,10 +954,12 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             None => {
                 let sum = ldouble::incr(None, argv[2])?;
                 locked.set(key, embstr_or_raw(sum.clone()), None);
+                ctx.notify(events::NEW, "new", key);
                 sum
             }
         };
         ctx.modified(key);
+        ctx.notify(events::STRING, "incrbyfloat", key);
         ctx.reply.bulk(&sum);
         Ok(())
     })

@@ -137,8 +137,9 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// Redis aborts EXEC when a watched key has expired since WATCH, even if
 /// no command has deleted it yet.
-fn watched_key_expired(ctx: &Ctx<'_>) -> bool {
-    ctx.client.watched.iter().any(|(db, key)| {
+fn watched_key_expired(ctx: &mut Ctx<'_>) -> bool {
+    let watched = ctx.client.watched.clone();
+    watched.iter().any(|(db, key)| {
         let mut locked = ctx.server.keyspace.lock(*db, &[key], ctx.now_ms);
         let gone = locked.get_in(*db, key).is_none() && !locked.expired.is_empty();
         ctx.finish(locked);

@@ -24,6 +24,7 @@ use rand::Rng;
 use super::args::{float, int, is, parse_i64_exact, timeout};
 use super::{acl, flags, CmdError, Command, Ctx, Keys, NO_KEYS};
 use crate::blocking::TimeoutReply;
+use crate::pubsub::events;
 use crate::store::zset::{Limits, ZSet};
 use crate::store::{Locked, Object, Value};
 use ferrokv_resp::Reply;
@@ -209,10 +210,21 @@ fn store(locked: &mut Locked<'_>, key: &[u8], z: ZSet) {
 }
 
 /// Deletes `key` when its sorted set has been emptied (Redis never keeps
-/// an empty collection).
-fn drop_if_empty(locked: &mut Locked<'_>, key: &[u8]) {
+/// an empty collection); whether it did.
+fn drop_if_empty(locked: &mut Locked<'_>, key: &[u8]) -> bool {
     if matches!(zset_mut(locked, key), Ok(Some(z)) if z.is_empty()) {
         locked.remove(key);
+        return true;
+    }
+    false
+}
+
+/// The notifications of a command that removed members: its own event,
+/// then `del` when the key went with them.
+fn notify_removal(ctx: &mut Ctx<'_>, event: &str, key: &[u8], deleted: bool) {
+    ctx.notify(events::ZSET, event, key);
+    if deleted {
+        ctx.notify(events::GENERIC, "del", key);
     }
 }
 
@@ -562,9 +574,11 @@ fn zadd_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], mut incr: bool) -> Result<(),
     }
     if let Some(z) = created.filter(|z| !z.is_empty()) {
         store(&mut locked, key, z);
+        ctx.notify(events::NEW, "new", key);
     }
     if added + updated > 0 {
         ctx.modified(key);
+        ctx.notify(events::ZSET, if incr { "zincr" } else { "zadd" }, key);
     }
     ctx.finish(locked);
     if nan {
@@ -595,8 +609,9 @@ fn zrem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     };
     if let Ok(n) = removed {
         if n > 0 {
-            drop_if_empty(&mut locked, key);
+            let deleted = drop_if_empty(&mut locked, key);
             ctx.modified(key);
+            notify_removal(ctx, "zrem", key, deleted);
         }
     }
     ctx.finish(locked);
@@ -827,7 +842,13 @@ fn zrange_generic(
             ctx.finish(locked);
             return Err(e);
         }
-        Ok(z) => store_result(ctx, &mut locked, dst, z.filter(|z| !z.is_empty())),
+        Ok(z) => store_result(
+            ctx,
+            &mut locked,
+            dst,
+            z.filter(|z| !z.is_empty()),
+            "zrangestore",
+        ),
     };
     ctx.finish(locked);
     ctx.reply.int(n as i64);
@@ -835,18 +856,28 @@ fn zrange_generic(
 }
 
 /// Stores a computed result at `dst` (deleting dst when it is empty, as
-/// Redis does) and returns its size.
-fn store_result(ctx: &Ctx<'_>, locked: &mut Locked<'_>, dst: &[u8], z: Option<ZSet>) -> usize {
+/// Redis does) and returns its size. `event` is the command's
+/// notification.
+fn store_result(
+    ctx: &mut Ctx<'_>,
+    locked: &mut Locked<'_>,
+    dst: &[u8],
+    z: Option<ZSet>,
+    event: &str,
+) -> usize {
     match z {
         Some(z) => {
             let n = z.len();
-            store(locked, dst, z);
+            let old = locked.set(dst, Value::Obj(Box::new(Object::ZSet(z))), None);
             ctx.modified(dst);
+            ctx.notify_new(&old, dst);
+            ctx.notify(events::ZSET, event, dst);
             n
         }
         None => {
             if locked.remove(dst).is_some() {
                 ctx.modified(dst);
+                ctx.notify(events::GENERIC, "del", dst);
             }
             0
         }
@@ -875,6 +906,11 @@ fn zremrangebylex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 }
 
 fn zremrange_generic(ctx: &mut Ctx<'_>, key: &[u8], range: Range<'_>) -> Result<(), CmdError> {
+    let event = match range {
+        Range::Rank(..) => "zremrangebyrank",
+        Range::Score(_) => "zremrangebyscore",
+        Range::Lex(_) => "zremrangebylex",
+    };
     let mut locked = ctx.lock(&[key]);
     let removed = zset_mut(&mut locked, key).map(|z| {
         z.map_or(0, |z| {
@@ -884,8 +920,9 @@ fn zremrange_generic(ctx: &mut Ctx<'_>, key: &[u8], range: Range<'_>) -> Result<
     });
     if let Ok(n) = removed {
         if n > 0 {
-            drop_if_empty(&mut locked, key);
+            let deleted = drop_if_empty(&mut locked, key);
             ctx.modified(key);
+            notify_removal(ctx, event, key, deleted);
         }
     }
     ctx.finish(locked);
@@ -956,8 +993,9 @@ fn pop_first(
             reply.double(sc);
         });
         z.remove_range(s, e);
-        drop_if_empty(locked, key);
+        let deleted = drop_if_empty(locked, key);
         ctx.modified(key);
+        notify_removal(ctx, if max { "zpopmax" } else { "zpopmin" }, key, deleted);
         return Ok(true);
     }
     Ok(false)
@@ -1405,7 +1443,8 @@ fn setop_generic(
     if let Some(dst) = dst {
         result.shrink_if_small(limits);
         let z = Some(result).filter(|z| !z.is_empty());
-        let n = store_result(ctx, &mut locked, dst, z);
+        let event = String::from_utf8_lossy(argv[0]).to_ascii_lowercase();
+        let n = store_result(ctx, &mut locked, dst, z, &event);
         ctx.finish(locked);
         ctx.reply.int(n as i64);
         return Ok(());

@@ -56,8 +56,18 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                     };
                     db.shard(shard).expire_step(BUCKETS_PER_STEP, now)
                 };
+                let events = server.config.notify_flags.load(Relaxed);
                 for e in &gone {
                     server.watches.touch(db_index, e.key());
+                    server.pubsub.keyspace_event(
+                        events,
+                        server.config.pubsub_limits(),
+                        crate::pubsub::events::EXPIRED,
+                        db_index,
+                        "expired",
+                        e.key(),
+                        None,
+                    );
                 }
                 let removed = gone.len();
                 if removed > 0 {

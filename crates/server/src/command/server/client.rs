@@ -9,6 +9,7 @@ use super::super::{acl, args, flags, CmdError, Command, Ctx, Flow};
 use super::{container, entry, subcommand_syntax};
 use crate::blocking::Wake;
 use crate::client::{ClientShared, PauseMode};
+use crate::pubsub::Kind;
 use crate::Server;
 
 const OWN: u32 = flags::NOSCRIPT | flags::LOADING | flags::STALE;
@@ -164,21 +165,39 @@ fn getname(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// Client types as CLIENT LIST/KILL TYPE name them. Every ferrokv client is
-/// a normal one (no replication or pub/sub yet).
-fn is_normal_type(name: &[u8]) -> Result<bool, CmdError> {
+/// Client types as CLIENT LIST/KILL TYPE name them. A client is of the
+/// pubsub type while it has subscriptions, of the normal type otherwise
+/// (ferrokv has no replication: no master or replica clients).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ClientType {
+    Normal,
+    PubSub,
+    Replication,
+}
+
+fn client_type(name: &[u8]) -> Result<ClientType, CmdError> {
     if args::is(name, "normal") {
-        Ok(true)
-    } else if ["master", "slave", "replica", "pubsub"]
+        Ok(ClientType::Normal)
+    } else if args::is(name, "pubsub") {
+        Ok(ClientType::PubSub)
+    } else if ["master", "slave", "replica"]
         .iter()
         .any(|t| args::is(name, t))
     {
-        Ok(false)
+        Ok(ClientType::Replication)
     } else {
         Err(CmdError::Owned(format!(
             "ERR Unknown client type '{}'",
             String::from_utf8_lossy(name)
         )))
+    }
+}
+
+fn is_of_type(c: &ClientShared, t: ClientType) -> bool {
+    match t {
+        ClientType::Normal => !c.pubsub.active(),
+        ClientType::PubSub => c.pubsub.active(),
+        ClientType::Replication => false,
     }
 }
 
@@ -188,11 +207,12 @@ fn list(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let selected: Vec<&ClientShared> = match argv {
         [_, _] => clients.iter().map(|c| &**c).collect(),
         [_, _, t, name] if args::is(t, "type") => {
-            if is_normal_type(name)? {
-                clients.iter().map(|c| &**c).collect()
-            } else {
-                Vec::new()
-            }
+            let t = client_type(name)?;
+            clients
+                .iter()
+                .filter(|c| is_of_type(c, t))
+                .map(|c| &**c)
+                .collect()
         }
         [_, _, t, ids @ ..] if args::is(t, "id") && !ids.is_empty() => {
             let ids = ids
@@ -236,14 +256,18 @@ fn describe(server: &Server, c: &ClientShared, out: &mut String) {
         .unwrap_or("NULL".into());
     let _ = writeln!(
         out,
-        "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags=N db={} sub=0 psub=0 ssub=0 multi=-1 \
+        "id={} addr={} laddr={} fd=-1 name={} age={age} idle={idle} flags={} db={} sub={} psub={} ssub={} multi=-1 \
          qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd={cmd} \
          user=default redir=-1 resp={}",
         c.id,
         c.addr,
         c.laddr,
         String::from_utf8_lossy(&c.name()),
+        if c.pubsub.active() { "P" } else { "N" },
         c.db.load(Relaxed),
+        c.pubsub.count(Kind::Channel),
+        c.pubsub.count(Kind::Pattern),
+        c.pubsub.count(Kind::Shard),
         c.resp.load(Relaxed),
     );
 }
@@ -257,7 +281,7 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut addr = None;
     let mut laddr = None;
     let mut id = None;
-    let mut normal = true;
+    let mut of_type = None;
     let old_form = argv.len() == 3;
     let mut skipme = !old_form;
     if old_form {
@@ -275,7 +299,7 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                     .ok_or(CmdError::Static("ERR client-id should be greater than 0"))?;
                 id = Some(n as u64);
             } else if args::is(opt, "type") {
-                normal = is_normal_type(value)?;
+                of_type = Some(client_type(value)?);
             } else if args::is(opt, "addr") {
                 addr = Some(value);
             } else if args::is(opt, "laddr") {
@@ -304,7 +328,7 @@ fn kill(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let me = ctx.client.shared.id;
     let mut killed = 0;
     for c in ctx.server.clients.all() {
-        let matches = normal
+        let matches = of_type.is_none_or(|t| is_of_type(&c, t))
             && addr.is_none_or(|a| a == c.addr.to_string().as_bytes())
             && laddr.is_none_or(|a| a == c.laddr.to_string().as_bytes())
             && id.is_none_or(|id| id == c.id);

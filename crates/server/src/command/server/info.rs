@@ -297,8 +297,9 @@ fn stats(s: &Server, out: &mut String) {
         "evicted_keys" => 0,
         "keyspace_hits" => st.keyspace_hits.load(Relaxed),
         "keyspace_misses" => st.keyspace_misses.load(Relaxed),
-        "pubsub_channels" => 0,
-        "pubsub_patterns" => 0,
+        "pubsub_channels" => s.pubsub.len(crate::pubsub::Kind::Channel),
+        "pubsub_patterns" => s.pubsub.len(crate::pubsub::Kind::Pattern),
+        "pubsubshard_channels" => s.pubsub.len(crate::pubsub::Kind::Shard),
         "latest_fork_usec" => 0,
         "total_forks" => 0,
     );
