@@ -48,7 +48,9 @@ pub fn cmp_elems(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
 #[derive(Debug, Clone)]
 pub enum ZSet {
     Listpack(Packed),
-    Skiplist(Tree),
+    /// Boxed so that every value's `Object` stays small: the tree with
+    /// its index is several words, and most sorted sets are small.
+    Skiplist(Box<Tree>),
 }
 
 impl ZSet {
@@ -58,7 +60,7 @@ impl ZSet {
         if size <= limits.max_entries && value_len <= limits.max_value {
             ZSet::Listpack(Packed::default())
         } else {
-            ZSet::Skiplist(Tree::default())
+            ZSet::Skiplist(Box::default())
         }
     }
 
@@ -232,7 +234,7 @@ impl ZSet {
         let ZSet::Listpack(p) = self else {
             return;
         };
-        let mut t = Tree::default();
+        let mut t = Box::<Tree>::default();
         for (s, m) in p.iter() {
             t.insert(m, s);
         }
