@@ -6,6 +6,7 @@
 //! - [`client`]: per-connection state and the registry CLIENT reads.
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
+//! - [`persist`]: RDB snapshots, loading, DUMP/RESTORE payloads.
 //! - [`glob`]: Redis's pattern matching.
 //!
 //! [`Server`] is the shared state every connection task holds; nothing is
@@ -20,6 +21,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod persist;
 pub mod slowlog;
 pub mod stats;
 pub mod store;
@@ -47,6 +49,7 @@ pub struct Server {
     pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::Monitor,
+    pub persist: persist::Persistence,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the active expiry cycle runs.
     pub active_expire: std::sync::atomic::AtomicBool,
     pub started: Instant,
@@ -73,6 +76,7 @@ impl Server {
             gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::Monitor::default(),
+            persist: persist::Persistence::default(),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             started: Instant::now(),
             shutdown,

@@ -13,6 +13,7 @@
 pub mod args;
 mod connection;
 mod keys;
+mod persistence;
 mod server;
 mod strings;
 mod transactions;
@@ -42,6 +43,7 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 14;
     pub const MAY_REPLICATE: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 23;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
     /// ferrokv's own: runs with every other command held off (EXEC).
@@ -68,6 +70,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -221,6 +224,7 @@ impl Command {
 const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,
     keys::COMMANDS,
+    persistence::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
@@ -479,6 +483,11 @@ impl<'a> Ctx<'a> {
         self.server.keyspace.lock(self.client.db, keys, self.now_ms)
     }
 
+    /// Whether the command runs inside EXEC.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
     /// The write hook: every command that changes a key calls it once per
     /// key, so that statistics (and later WATCH, notifications, blocked
     /// clients and propagation) see every change.
@@ -591,6 +600,11 @@ pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdEr
         Some(CmdError::Static(
             "ERR Command not allowed inside a transaction",
         ))
+    } else if (r.cmd.has(flags::WRITE) || r.cmd.name == "ping")
+        && server.persist.writes_denied(server)
+    {
+        // PING too, as Redis does, so that a monitor pinging notices.
+        Some(CmdError::Static(crate::persist::MISCONF))
     } else {
         None
     };

@@ -12,5 +12,5 @@ pub mod object;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};
-pub use keyspace::{key_hash, lru_clock, Db, Keyspace, Locked, Shard, SHARDS};
+pub use keyspace::{key_hash, lru_clock, Db, Freezer, Keyspace, Locked, Shard, SHARDS};
 pub use object::Object;
