@@ -181,7 +181,13 @@ impl RequestParser {
     }
 
     fn parse_inline(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        // Redis looks for the newline with strchr, which stops at a NUL
+        // byte: a line with a NUL before its newline never completes.
+        let nl = buf
+            .iter()
+            .position(|&b| b == b'\n' || b == 0)
+            .filter(|&i| buf[i] == b'\n');
+        let Some(nl) = nl else {
             if buf.len() > INLINE_MAX {
                 return err("too big inline request");
             }
@@ -266,15 +272,25 @@ fn hex_val(c: u8) -> u8 {
     }
 }
 
+/// C's `isspace`, which unlike `u8::is_ascii_whitespace` includes `\v`.
+fn c_isspace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
+}
+
 /// Splits an inline command line the way Redis's `sdssplitargs` does:
 /// whitespace-separated words, `"..."` with C-like escapes (`\xHH`, `\n`,
 /// ...), `'...'` with only `\'`. A closing quote must be followed by
 /// whitespace or the end of the line. Returns false on unbalanced quotes.
+/// As in C, a NUL byte ends the line.
 pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
+    let line = match line.iter().position(|&b| b == 0) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && c_isspace(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -308,7 +324,7 @@ pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return false;
                     }
                     i += 1;
@@ -325,7 +341,7 @@ pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !c_isspace(line[i + 1]) {
                         return false;
                     }
                     i += 1;
@@ -338,7 +354,7 @@ pub fn split_args(line: &[u8], out: &mut Vec<Vec<u8>>) -> bool {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    b' ' | b'\n' | b'\r' | b'\t' => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
@@ -406,6 +422,29 @@ mod tests {
         assert_eq!(
             got,
             vec![vec![b"ECHO".to_vec(), b"A\n".to_vec(), b"it's".to_vec()]]
+        );
+    }
+
+    /// Behaviours checked against redis-server 7.0.15; the NUL cases were
+    /// found by the inline_split fuzz target (a lone NUL looped forever).
+    #[test]
+    fn inline_like_sdssplitargs() {
+        let split = |line: &[u8]| {
+            let mut out = Vec::new();
+            split_args(line, &mut out).then_some(out)
+        };
+        assert_eq!(split(b"\0"), Some(vec![]));
+        assert_eq!(split(b"a\0b c"), Some(vec![b"a".to_vec()]));
+        assert_eq!(split(b"\"a\0\""), None);
+        assert_eq!(split(b"\"a\"\0b"), Some(vec![b"a".to_vec()]));
+        assert_eq!(split(b"\x0bPING"), Some(vec![b"PING".to_vec()]));
+        assert_eq!(split(b"'a'\x0b"), Some(vec![b"a".to_vec()]));
+        assert_eq!(split(b"a\x0bb\x0cc"), Some(vec![b"a\x0bb\x0cc".to_vec()]));
+        // Redis never sees the end of a line with a NUL before its newline.
+        let mut p = RequestParser::new();
+        assert_eq!(
+            p.parse(b"ECHO a\0b\r\nPING\r\n", &Limits::default()),
+            Ok(None)
         );
     }
 

@@ -128,6 +128,24 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         false,
     ),
+    d(
+        "zset-max-listpack-entries",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "128",
+        true,
+    ),
+    d(
+        "zset-max-listpack-value",
+        Kind::Int {
+            min: 0,
+            max: i64::MAX,
+        },
+        "64",
+        true,
+    ),
     d("save", Kind::SavePolicy, "3600 1 300 100 60 10000", true),
     d("dbfilename", Kind::Str, "dump.rdb", false),
     d("rdbcompression", Kind::Bool, "yes", true),
@@ -262,6 +280,8 @@ pub struct Config {
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
     pub requirepass_set: AtomicBool,
+    pub zset_max_listpack_entries: AtomicU64,
+    pub zset_max_listpack_value: AtomicU64,
 }
 
 impl Config {
@@ -321,6 +341,8 @@ impl Config {
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
+            zset_max_listpack_entries: AtomicU64::new(0),
+            zset_max_listpack_value: AtomicU64::new(0),
         };
         config.apply();
         Ok(config)
@@ -433,6 +455,10 @@ impl Config {
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms
             .store(num("latency-monitor-threshold") as u64, Relaxed);
+        self.zset_max_listpack_entries
+            .store(num("zset-max-listpack-entries") as u64, Relaxed);
+        self.zset_max_listpack_value
+            .store(num("zset-max-listpack-value") as u64, Relaxed);
         let pass = find("requirepass")
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);

@@ -77,14 +77,17 @@ fn match_impl(
                         // Unterminated class: it ends with the pattern.
                         break;
                     } else if p.len() >= 3 && p[1] == b'-' {
-                        let (mut lo, mut hi, mut ch) = (p[0], p[2], c);
+                        // Redis compares C `char`s, signed on the platforms
+                        // it runs on: bytes from 0x80 up sort below NUL.
+                        let (mut lo, mut hi, mut ch) = (p[0] as i8, p[2] as i8, c as i8);
                         if lo > hi {
                             std::mem::swap(&mut lo, &mut hi);
                         }
                         if nocase {
-                            lo = lo.to_ascii_lowercase();
-                            hi = hi.to_ascii_lowercase();
-                            ch = ch.to_ascii_lowercase();
+                            let lower = |b: i8| (b as u8).to_ascii_lowercase() as i8;
+                            lo = lower(lo);
+                            hi = lower(hi);
+                            ch = lower(ch);
                         }
                         p = &p[2..];
                         if ch >= lo && ch <= hi {
@@ -168,6 +171,18 @@ mod tests {
             assert!(!matches(p.as_bytes(), s.as_bytes(), false), "{p} {s}");
         }
         assert!(matches(b"HEL*", b"hello", true));
+    }
+
+    /// Checked against redis-server 7.0.15 with KEYS; found by the glob fuzz target.
+    #[test]
+    fn ranges_compare_signed_chars() {
+        assert!(matches(b"[a-\xff]", b"A", false));
+        assert!(!matches(b"[a-\xff]", b"b", false));
+        assert!(matches(b"[A-\x80]", b"\xc8", false));
+        assert!(matches(b"[\x80-\xff]", b"\xc8", false));
+        assert!(!matches(b"*[\n-\xff", b"\xff\xff\xd9", false));
+        assert!(matches(b"[a-\xff]", b"\xff", true));
+        assert!(!matches(b"[a-\xff]", b"b", true));
     }
 
     #[test]

@@ -113,6 +113,28 @@ fn fill(con: &mut redis::Connection) {
     let _: () = q(con, &[b"SET", b"in-db-5", b"x", b"PX", b"90000000"]);
     let _: () = q(con, &[b"SET", b"in-db-5-long", &noise[..500]]);
     let _: () = q(con, &[b"SELECT", b"0"]);
+    // Sorted sets: listpack (small) and skiplist (many members, or a long
+    // member), integer-like and odd scores, a TTL.
+    let _: () = q(
+        con,
+        &[
+            b"ZADD", b"zsmall", b"1", b"a", b"-2.5", b"b", b"inf", b"c", b"7", b"12345",
+        ],
+    );
+    let _: () = q(con, &[b"ZADD", b"zlong", b"1", &[b'm'; 100]]);
+    let _: () = q(con, &[b"PEXPIRE", b"zlong", b"80000000"]);
+    for i in 0..300 {
+        let m = format!("member:{i}");
+        let _: () = q(
+            con,
+            &[
+                b"ZADD",
+                b"zbig",
+                format!("{}", i as f64 / 3.0).as_bytes(),
+                m.as_bytes(),
+            ],
+        );
+    }
     for i in 0..500 {
         let k = format!("many:{i}");
         let _: () = q(
@@ -132,7 +154,14 @@ fn snapshot(con: &mut redis::Connection) -> Snapshot {
         let mut keys: Vec<Vec<u8>> = q(con, &[b"KEYS", b"*"]);
         keys.sort();
         for k in keys {
-            let v: Vec<u8> = q(con, &[b"GET", &k]);
+            let ty: String = q(con, &[b"TYPE", &k]);
+            let v: Vec<u8> = match ty.as_str() {
+                "zset" => {
+                    let items: Vec<Vec<u8>> = q(con, &[b"ZRANGE", &k, b"0", b"-1", b"WITHSCORES"]);
+                    items.join(&b"|"[..])
+                }
+                _ => q(con, &[b"GET", &k]),
+            };
             let enc: String = q(con, &[b"OBJECT", b"ENCODING", &k]);
             let at: i64 = q(con, &[b"PEXPIRETIME", &k]);
             out.push((db, k, v, enc, at));
@@ -200,9 +229,21 @@ fn dump_and_restore_cross_servers() {
         let target = [k.as_slice(), b"-copy"].concat();
         let _: () = q(&mut fc, &[b"RESTORE", &target, b"0", &from_redis]);
         let _: () = q(&mut rc, &[b"RESTORE", &target, b"0", &from_ferrokv]);
-        let a: Vec<u8> = q(&mut fc, &[b"GET", &target]);
-        let b: Vec<u8> = q(&mut rc, &[b"GET", &target]);
-        let orig: Vec<u8> = q(&mut rc, &[b"GET", k]);
+        let get: &[u8] = if k.starts_with(b"z") {
+            b"ZRANGE"
+        } else {
+            b"GET"
+        };
+        let get_all = |con: &mut redis::Connection, key: &[u8]| -> Value {
+            if get == b"GET" {
+                q(con, &[get, key])
+            } else {
+                q(con, &[get, key, b"0", b"-1", b"WITHSCORES"])
+            }
+        };
+        let a = get_all(&mut fc, &target);
+        let b = get_all(&mut rc, &target);
+        let orig = get_all(&mut rc, k);
         assert_eq!(a, orig);
         assert_eq!(b, orig);
         let ea: String = q(&mut fc, &[b"OBJECT", b"ENCODING", &target]);

@@ -88,6 +88,21 @@ pub fn db_index(arg: &[u8], databases: usize) -> Result<usize, CmdError> {
     Ok(n as usize)
 }
 
+/// A blocking command's timeout in seconds, as Redis 7.0's
+/// `getTimeoutFromObjectOrReply` reads it: a float, rounded up to whole
+/// milliseconds; 0 waits for ever (`None`). Values too large for a
+/// millisecond count wrap negative in Redis, so they are "negative" here.
+pub fn timeout(arg: &[u8]) -> Result<Option<std::time::Duration>, CmdError> {
+    let secs = parse_f64(arg).ok_or(CmdError::Static(
+        "ERR timeout is not a float or out of range",
+    ))?;
+    let ms = (secs * 1000.0).ceil();
+    if !(0.0..9.223_372_036_854_775e18).contains(&ms) {
+        return Err(CmdError::Static("ERR timeout is negative"));
+    }
+    Ok((ms > 0.0).then(|| std::time::Duration::from_millis(ms as u64)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@ mod persistence;
 mod server;
 mod strings;
 mod transactions;
+mod zsets;
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -46,6 +47,10 @@ pub mod flags {
     pub const NO_ASYNC_LOADING: u32 = 1 << 23;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
+    /// The key positions depend on the arguments (a `numkeys` argument,
+    /// as ZUNION or ZMPOP): COMMAND shows `movablekeys`, last, as Redis
+    /// does; the handler finds and locks its keys itself.
+    pub const MOVABLE_KEYS: u32 = 1 << 26;
     /// ferrokv's own: runs with every other command held off (EXEC).
     /// Not shown by COMMAND.
     pub const EXCLUSIVE: u32 = 1 << 30;
@@ -73,6 +78,7 @@ pub mod flags {
         (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
+        (MOVABLE_KEYS, "movablekeys"),
     ];
 }
 
@@ -228,6 +234,7 @@ const FAMILIES: &[&[Command]] = &[
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
+    zsets::COMMANDS,
 ];
 
 /// Counters kept per command and subcommand for INFO commandstats.

@@ -230,7 +230,7 @@ fn restore_locked(
     if ttl < 0 {
         return Err(CmdError::Static("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = rdb::restore(argv[3]).map_err(|e| match e {
+    let value = rdb::restore(argv[3], persist::zset_limits(ctx.server)).map_err(|e| match e {
         rdb::RestoreError::VersionOrChecksum => {
             CmdError::Static("ERR DUMP payload version or checksum are wrong")
         }

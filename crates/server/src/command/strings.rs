@@ -314,6 +314,7 @@ fn as_str(v: ValueRef<'_>) -> Result<Str<'_>, CmdError> {
         ValueRef::Int(n) => Ok(Str::Int(n)),
         ValueRef::Emb(b) => Ok(Str::Bytes(b)),
         ValueRef::Obj(Object::Raw(b)) => Ok(Str::Bytes(b)),
+        ValueRef::Obj(_) => Err(CmdError::WrongType),
     }
 }
 

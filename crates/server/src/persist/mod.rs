@@ -459,6 +459,14 @@ fn finish_bgsave(server: &Server, job: Job) {
     p.changed.notify_all();
 }
 
+/// The zset encoding thresholds loaded sorted sets are built with.
+pub fn zset_limits(server: &Server) -> crate::store::zset::Limits {
+    crate::store::zset::Limits {
+        max_entries: server.config.zset_max_listpack_entries.load(Relaxed) as usize,
+        max_value: server.config.zset_max_listpack_value.load(Relaxed) as usize,
+    }
+}
+
 /// Loads `dbfilename` from the current directory (`dir`) into the empty
 /// keyspace at start-up. A missing file is an empty data set; anything
 /// unreadable or malformed is an error, and the server must not start.
@@ -480,6 +488,7 @@ pub fn load(server: &Server) -> Result<(), String> {
         &data,
         server.keyspace.len(),
         server.config.get("rdbchecksum") == "yes",
+        zset_limits(server),
         |r| {
             // Keys already expired are not loaded, as a Redis master does.
             if r.expiry.is_some_and(|at| at < now) {

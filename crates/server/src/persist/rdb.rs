@@ -23,6 +23,7 @@
 use std::borrow::Cow;
 
 use super::{crc64, lzf};
+use crate::store::zset::{Limits, ZSet};
 use crate::store::{Entry, Object, Value, ValueRef};
 
 pub const RDB_VERSION: u16 = 10;
@@ -40,6 +41,9 @@ pub const OP_FUNCTION: u8 = 246;
 pub const OP_FUNCTION2: u8 = 245;
 
 pub const TYPE_STRING: u8 = 0;
+pub const TYPE_ZSET: u8 = 3;
+pub const TYPE_ZSET_2: u8 = 5;
+pub const TYPE_ZSET_LISTPACK: u8 = 17;
 
 const ENC_INT8: u8 = 0;
 const ENC_INT16: u8 = 1;
@@ -150,6 +154,15 @@ impl Encoder {
             ValueRef::Int(n) => self.int_string(n),
             ValueRef::Emb(s) => self.string(s),
             ValueRef::Obj(Object::Raw(s)) => self.string(s),
+            // Highest rank first, as Redis writes a skiplist, so that its
+            // loader appends each element at the head.
+            ValueRef::Obj(Object::ZSet(z)) => {
+                self.length(z.len() as u64);
+                z.for_range(0, z.len(), true, |m, score| {
+                    self.string(m);
+                    self.buf.extend_from_slice(&score.to_le_bytes());
+                });
+            }
         }
     }
 
@@ -171,6 +184,9 @@ impl Encoder {
 pub fn rdb_type(v: ValueRef<'_>) -> u8 {
     match v {
         ValueRef::Int(_) | ValueRef::Emb(_) | ValueRef::Obj(Object::Raw(_)) => TYPE_STRING,
+        // Written as RDB_TYPE_ZSET_2 in either encoding: Redis loads it back
+        // as a listpack when it is small enough, so nothing is lost.
+        ValueRef::Obj(Object::ZSet(_)) => TYPE_ZSET_2,
     }
 }
 
@@ -193,11 +209,23 @@ pub type Result<T> = std::result::Result<T, LoadError>;
 pub struct Decoder<'a> {
     data: &'a [u8],
     pub pos: usize,
+    /// The encoding thresholds loaded collections are built with.
+    pub zset_limits: Limits,
 }
+
+/// Redis's default zset-max-listpack-entries/value.
+pub const DEFAULT_ZSET_LIMITS: Limits = Limits {
+    max_entries: 128,
+    max_value: 64,
+};
 
 impl<'a> Decoder<'a> {
     pub fn new(data: &'a [u8]) -> Decoder<'a> {
-        Decoder { data, pos: 0 }
+        Decoder {
+            data,
+            pos: 0,
+            zset_limits: DEFAULT_ZSET_LIMITS,
+        }
     }
 
     pub fn fail<T>(&self, what: impl Into<String>) -> Result<T> {
@@ -342,17 +370,168 @@ impl<'a> Decoder<'a> {
     pub fn value_after_key(&mut self, ty: u8, type_at: usize) -> Result<Value> {
         match ty {
             TYPE_STRING => Ok(Value::string(&self.string("a string value")?)),
+            TYPE_ZSET | TYPE_ZSET_2 => {
+                let n = self.count("a sorted set's size", 2)?;
+                let mut items = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let m = self.string("a sorted set member")?.into_owned();
+                    let score = if ty == TYPE_ZSET_2 {
+                        f64::from_le_bytes(
+                            self.take(8, "a binary score")?
+                                .try_into()
+                                .unwrap_or_default(),
+                        )
+                    } else {
+                        self.text_score()?
+                    };
+                    items.push((m, score));
+                }
+                self.zset(items, type_at)
+            }
+            TYPE_ZSET_LISTPACK => {
+                let lp = self.string("a sorted set listpack")?;
+                let at = self.pos;
+                let fail = |what: &str| LoadError {
+                    offset: at,
+                    what: what.to_string(),
+                };
+                let flat = listpack_entries(&lp).ok_or_else(|| fail("a valid listpack"))?;
+                if flat.len() % 2 != 0 {
+                    return Err(fail("a listpack of member/score pairs"));
+                }
+                let mut items = Vec::with_capacity(flat.len() / 2);
+                for pair in flat.chunks_exact(2) {
+                    let score = crate::command::args::parse_f64(&pair[1])
+                        .filter(|s| !s.is_nan())
+                        .ok_or_else(|| fail("a score in the listpack"))?;
+                    items.push((pair[0].clone(), score));
+                }
+                self.zset(items, type_at)
+            }
             other => Err(LoadError {
                 offset: type_at,
-                what: format!("a value type ferrokv can load (0 = string), found type {other}"),
+                what: format!(
+                    "a value type ferrokv can load (0 string, 3/5/17 zset), found type {other}"
+                ),
             }),
         }
+    }
+
+    /// RDB_TYPE_ZSET's scores: a length byte, 253 NaN, 254 +inf, 255 -inf,
+    /// else that many ASCII characters of a double.
+    fn text_score(&mut self) -> Result<f64> {
+        let at = self.pos;
+        let n = self.byte("a score length")?;
+        let v = match n {
+            253 => f64::NAN,
+            254 => f64::INFINITY,
+            255 => f64::NEG_INFINITY,
+            n => {
+                let t = self.take(n as usize, "a score")?;
+                crate::command::args::parse_f64(t).unwrap_or(f64::NAN)
+            }
+        };
+        if v.is_nan() {
+            return Err(LoadError {
+                offset: at,
+                what: "a score that is a number".into(),
+            });
+        }
+        Ok(v)
+    }
+
+    /// Builds a sorted set in the encoding its size and members call for.
+    fn zset(&self, items: Vec<(Vec<u8>, f64)>, type_at: usize) -> Result<Value> {
+        if items.is_empty() {
+            return Err(LoadError {
+                offset: type_at,
+                what: "a non-empty sorted set".into(),
+            });
+        }
+        let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let mut z = ZSet::with_hint(items.len(), longest, self.zset_limits);
+        for (m, score) in &items {
+            if z.insert(m, *score, self.zset_limits).is_some() {
+                return Err(LoadError {
+                    offset: type_at,
+                    what: "a sorted set without duplicate members".into(),
+                });
+            }
+        }
+        Ok(Value::Obj(Box::new(Object::ZSet(z))))
     }
 }
 
 /// Whether `ty` is a value type [`Decoder::value_after_key`] reads.
 pub fn is_value_type(ty: u8) -> bool {
-    matches!(ty, TYPE_STRING)
+    matches!(
+        ty,
+        TYPE_STRING | TYPE_ZSET | TYPE_ZSET_2 | TYPE_ZSET_LISTPACK
+    )
+}
+
+/// The entries of a listpack (Redis 7.0's listpack.c layout: total bytes
+/// u32 LE, count u16 LE, entries each followed by its back-length, 0xff),
+/// integers rendered as decimal strings. None when malformed.
+pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let total = u32::from_le_bytes(lp.get(0..4)?.try_into().ok()?) as usize;
+    if total != lp.len() || lp.last() != Some(&0xff) {
+        return None;
+    }
+    let int = |v: i64| Some(itoa::Buffer::new().format(v).as_bytes().to_vec());
+    let bytes = |from: usize, len: usize| lp.get(from..from.checked_add(len)?).map(<[u8]>::to_vec);
+    let le = |from: usize, n: usize| -> Option<i64> {
+        let b = lp.get(from..from + n)?;
+        let mut v = 0i64;
+        for (i, x) in b.iter().enumerate() {
+            v |= i64::from(*x) << (8 * i);
+        }
+        // Sign-extend from n bytes.
+        let shift = 64 - 8 * n as u32;
+        Some((v << shift) >> shift)
+    };
+    let mut out = Vec::new();
+    let mut p = 6;
+    loop {
+        let b = *lp.get(p)?;
+        if b == 0xff {
+            break;
+        }
+        let (val, len) = if b & 0x80 == 0 {
+            (int(i64::from(b & 0x7f))?, 1)
+        } else if b & 0xc0 == 0x80 {
+            let l = (b & 0x3f) as usize;
+            (bytes(p + 1, l)?, 1 + l)
+        } else if b & 0xe0 == 0xc0 {
+            let u = i64::from(b & 0x1f) << 8 | i64::from(*lp.get(p + 1)?);
+            (int(if u >= 1 << 12 { u - (1 << 13) } else { u })?, 2)
+        } else if b & 0xf0 == 0xe0 {
+            let l = ((b & 0x0f) as usize) << 8 | *lp.get(p + 1)? as usize;
+            (bytes(p + 2, l)?, 2 + l)
+        } else {
+            match b {
+                0xf0 => {
+                    let l = le(p + 1, 4)? as u32 as usize;
+                    (bytes(p + 5, l)?, 5 + l)
+                }
+                0xf1 => (int(le(p + 1, 2)?)?, 3),
+                0xf2 => (int(le(p + 1, 3)?)?, 4),
+                0xf3 => (int(le(p + 1, 4)?)?, 5),
+                0xf4 => (int(le(p + 1, 8)?)?, 9),
+                _ => return None,
+            }
+        };
+        let backlen = match len {
+            0..=127 => 1,
+            128..=16382 => 2,
+            16383..=2097150 => 3,
+            2097151..=268435454 => 4,
+            _ => 5,
+        };
+        p = p.checked_add(len + backlen)?;
+        out.push(val);
+    }
+    (p + 1 == lp.len()).then_some(out)
 }
 
 /// What [`read_file`] hands its sink for each key.
@@ -371,9 +550,11 @@ pub fn read_file(
     data: &[u8],
     databases: usize,
     verify_crc: bool,
+    zset_limits: Limits,
     mut sink: impl FnMut(Record<'_>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut d = Decoder::new(data);
+    d.zset_limits = zset_limits;
     let magic = d.take(9, "the RDB header \"REDIS\" and a 4-digit version")?;
     if &magic[..5] != b"REDIS" {
         d.pos = 0;
@@ -500,9 +681,10 @@ pub fn verify_payload(p: &[u8]) -> std::result::Result<(), RestoreError> {
 }
 
 /// Decodes a verified DUMP payload's value.
-pub fn restore(p: &[u8]) -> std::result::Result<Value, RestoreError> {
+pub fn restore(p: &[u8], zset_limits: Limits) -> std::result::Result<Value, RestoreError> {
     verify_payload(p)?;
     let mut d = Decoder::new(&p[..p.len() - 10]);
+    d.zset_limits = zset_limits;
     let ty = d.byte("a type").map_err(|_| RestoreError::BadFormat)?;
     d.value_after_key(ty, 0)
         .map_err(|_| RestoreError::BadFormat)
@@ -562,7 +744,7 @@ mod tests {
             payload,
             [0x00, 0x01, b'v', 0x0a, 0x00, 0x91, 0x08, 0xce, 0xb2, 0x19, 0x38, 0x8a, 0xce]
         );
-        assert!(matches!(restore(&payload), Ok(Value::Emb(v)) if v == b"v"));
+        assert!(matches!(restore(&payload, DEFAULT_ZSET_LIMITS), Ok(Value::Emb(v)) if v == b"v"));
     }
 
     #[test]
@@ -571,11 +753,11 @@ mod tests {
         let mut bad_crc = good.clone();
         *bad_crc.last_mut().unwrap() ^= 1;
         assert!(matches!(
-            restore(&bad_crc),
+            restore(&bad_crc, DEFAULT_ZSET_LIMITS),
             Err(RestoreError::VersionOrChecksum)
         ));
         assert!(matches!(
-            restore(b"short"),
+            restore(b"short", DEFAULT_ZSET_LIMITS),
             Err(RestoreError::VersionOrChecksum)
         ));
         // A valid footer over a body that does not decode.
@@ -583,7 +765,10 @@ mod tests {
         body.extend_from_slice(&RDB_VERSION.to_le_bytes());
         let crc = crc64::update(0, &body);
         body.extend_from_slice(&crc.to_le_bytes());
-        assert!(matches!(restore(&body), Err(RestoreError::BadFormat)));
+        assert!(matches!(
+            restore(&body, DEFAULT_ZSET_LIMITS),
+            Err(RestoreError::BadFormat)
+        ));
     }
 
     #[test]
@@ -631,7 +816,7 @@ mod tests {
     fn reads_its_own_files() {
         let data = sample_file();
         let mut seen = Vec::new();
-        read_file(&data, 16, true, |r| {
+        read_file(&data, 16, true, DEFAULT_ZSET_LIMITS, |r| {
             seen.push((r.db, r.key.into_owned(), r.expiry));
             Ok(())
         })
@@ -639,7 +824,7 @@ mod tests {
         assert_eq!(seen.len(), 8);
         assert_eq!(seen[1], (0, b"k1".to_vec(), Some(1 << 40)));
         assert_eq!(seen[7].0, 3);
-        assert!(read_file(&data, 2, true, |_| Ok(())).is_err());
+        assert!(read_file(&data, 2, true, DEFAULT_ZSET_LIMITS, |_| Ok(())).is_err());
     }
 
     #[test]
@@ -650,7 +835,7 @@ mod tests {
         let data = sample_file();
         for cut in 0..data.len() {
             assert!(
-                read_file(&data[..cut], 16, true, |_| Ok(())).is_err(),
+                read_file(&data[..cut], 16, true, DEFAULT_ZSET_LIMITS, |_| Ok(())).is_err(),
                 "cut {cut}"
             );
         }
@@ -658,9 +843,12 @@ mod tests {
             for flip in [0x01u8, 0x80, 0xff] {
                 let mut bad = data.clone();
                 bad[at] ^= flip;
-                let _ = read_file(&bad, 16, false, |_| Ok(()));
-                assert!(read_file(&bad, 16, true, |_| Ok(())).is_err(), "byte {at}");
-                let _ = restore(&bad[9..]);
+                let _ = read_file(&bad, 16, false, DEFAULT_ZSET_LIMITS, |_| Ok(()));
+                assert!(
+                    read_file(&bad, 16, true, DEFAULT_ZSET_LIMITS, |_| Ok(())).is_err(),
+                    "byte {at}"
+                );
+                let _ = restore(&bad[9..], DEFAULT_ZSET_LIMITS);
             }
         }
     }

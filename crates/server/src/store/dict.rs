@@ -102,6 +102,16 @@ impl EntryMut<'_> {
     }
 }
 
+impl<'a> EntryMut<'a> {
+    /// The boxed object for as long as the table is borrowed, so that a
+    /// collection can be changed in place after its lookup.
+    pub fn into_object_mut(self) -> Option<&'a mut super::object::Object> {
+        // Safety: as in `get_mut`; the slot borrow moves into the result.
+        let entry = unsafe { &mut *(self.slot as *mut *mut u8 as *mut Entry) };
+        entry.object_mut()
+    }
+}
+
 /// An entry borrowed in place: its value and metadata may change, the
 /// entry itself may not be moved.
 #[repr(transparent)]

@@ -423,6 +423,7 @@ mod tests {
                 ValueRef::Int(n) => assert_eq!(n, -42),
                 ValueRef::Emb(b) => assert_eq!(b, b"hello"),
                 ValueRef::Obj(Object::Raw(v)) => assert_eq!(v, &long),
+                ValueRef::Obj(other) => panic!("unexpected {other:?}"),
             }
         }
     }

@@ -9,6 +9,7 @@ pub mod expire;
 mod keyspace;
 pub mod lazyfree;
 pub mod object;
+pub mod zset;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};

@@ -7,6 +7,8 @@ pub enum Object {
     /// A string longer than an embedded one, or one built by APPEND or
     /// SETRANGE (Redis's `raw` encoding).
     Raw(Vec<u8>),
+    /// A sorted set (store::zset).
+    ZSet(super::zset::ZSet),
 }
 
 impl Object {
@@ -14,6 +16,7 @@ impl Object {
     pub fn type_name(&self) -> &'static str {
         match self {
             Object::Raw(_) => "string",
+            Object::ZSet(_) => "zset",
         }
     }
 
@@ -21,6 +24,7 @@ impl Object {
     pub fn encoding(&self) -> &'static str {
         match self {
             Object::Raw(_) => "raw",
+            Object::ZSet(z) => z.encoding(),
         }
     }
 
@@ -31,6 +35,8 @@ impl Object {
     pub fn free_effort(&self) -> usize {
         match self {
             Object::Raw(_) => 1,
+            Object::ZSet(z @ super::zset::ZSet::Skiplist(_)) => z.len(),
+            Object::ZSet(_) => 1,
         }
     }
 }

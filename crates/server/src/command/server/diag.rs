@@ -128,10 +128,9 @@ fn debug_object(ctx: &mut Ctx<'_>, key: &[u8]) -> Result<(), CmdError> {
                 ("int", if shared { i32::MAX as i64 } else { 1 }, size)
             }
             ValueRef::Emb(b) => ("embstr", 1, rdb_string_size(b)),
-            ValueRef::Obj(o) => {
-                let Object::Raw(b) = o;
-                (o.encoding(), 1, rdb_string_size(b))
-            }
+            ValueRef::Obj(Object::Raw(b)) => ("raw", 1, rdb_string_size(b)),
+            // The RDB writer will size collections; until then none is given.
+            ValueRef::Obj(o) => (o.encoding(), 1, 0),
         };
         let now_clock = crate::store::lru_clock(ctx.now_ms);
         let clock = e.clock();

@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Throughput, CPU cost and memory of ferrokv next to redis-server.
+#
+# Builds ferrokv in release mode, starts it and redis-server (no
+# persistence) on free loopback ports, and runs redis-benchmark against
+# each, one after the other, for every test and pipeline depth. ferrokv is
+# measured twice: with --server-threads 1 (the shape comparable to Redis's
+# single thread) and with its default thread count. Per run it prints
+# requests/s, the ferrokv/redis ratio and each server's CPU time per
+# request (utime+stime of the server process, all threads, from
+# /proc/<pid>/stat). Then it loads the same N distinct keys into fresh
+# servers and compares DBSIZE, INFO used_memory and RSS.
+#
+# Usage: bench/vs-redis.sh [options]
+#   -n N          requests per run without pipelining   (BENCH_N, default 200000)
+#   -N N          requests per pipelined run             (BENCH_N_PIPELINED, default 1000000)
+#   -r N          keyspace for __rand_int__ keys         (BENCH_KEYSPACE, default 100000)
+#   -t LIST       tests, comma separated                 (BENCH_TESTS, default set,get,incr,mset)
+#   -P LIST       pipeline depths, comma separated       (BENCH_PIPELINES, default 1,16)
+#   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
+#   -m N          keys loaded for the memory section, 0 skips it (BENCH_MEM_KEYS, default 1000000)
+#   -s LIST       ferrokv shapes: 1 and/or default       (BENCH_SHAPES, default 1,default)
+#   -q            quick smoke run, tiny counts           (BENCH_QUICK=1)
+#   -B            skip `cargo build --release`           (BENCH_NO_BUILD=1)
+#   -p PORT       look for free ports from PORT upwards  (BENCH_PORT_BASE; default: kernel-chosen)
+#
+# The default run takes about 3-5 minutes on 2 cores. Numbers are only
+# meaningful on an otherwise idle machine.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+N=${BENCH_N:-}
+NP=${BENCH_N_PIPELINED:-}
+KEYSPACE=${BENCH_KEYSPACE:-100000}
+TESTS=${BENCH_TESTS:-set,get,incr,mset}
+PIPELINES=${BENCH_PIPELINES:-1,16}
+CLIENTS=${BENCH_CLIENTS:-50}
+MEM_KEYS=${BENCH_MEM_KEYS:-}
+SHAPES=${BENCH_SHAPES:-1,default}
+QUICK=${BENCH_QUICK:-0}
+NO_BUILD=${BENCH_NO_BUILD:-0}
+PORT_BASE=${BENCH_PORT_BASE:-}
+
+usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while getopts "n:N:r:t:P:c:m:s:qBp:h" opt; do
+    case $opt in
+        n) N=$OPTARG ;;
+        N) NP=$OPTARG ;;
+        r) KEYSPACE=$OPTARG ;;
+        t) TESTS=$OPTARG ;;
+        P) PIPELINES=$OPTARG ;;
+        c) CLIENTS=$OPTARG ;;
+        m) MEM_KEYS=$OPTARG ;;
+        s) SHAPES=$OPTARG ;;
+        q) QUICK=1 ;;
+        B) NO_BUILD=1 ;;
+        p) PORT_BASE=$OPTARG ;;
+        h) usage 0 ;;
+        *) usage 1 >&2 ;;
+    esac
+done
+
+# Counts given explicitly win over the quick mode's.
+if [[ $QUICK == 1 ]]; then
+    N=${N:-10000} NP=${NP:-50000} MEM_KEYS=${MEM_KEYS:-100000}
+else
+    N=${N:-200000} NP=${NP:-1000000} MEM_KEYS=${MEM_KEYS:-1000000}
+fi
+
+for tool in redis-server redis-cli redis-benchmark python3 getconf; do
+    command -v "$tool" >/dev/null || { echo "vs-redis: $tool not found" >&2; exit 1; }
+done
+
+TICKS=$(getconf CLK_TCK)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferrokv-bench.XXXXXX")
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Prints N distinct ports nobody listens on. With a base, scans upwards from
+# it; otherwise lets the kernel choose. Sockets stay open until all are
+# chosen so the ports differ; a server may still lose the race, which
+# start_server reports.
+free_ports() {
+    python3 - "$1" "$PORT_BASE" <<'EOF'
+import socket, sys
+want, base = int(sys.argv[1]), sys.argv[2]
+held, ports = [], []
+candidates = iter(range(int(base), 65536)) if base else iter(lambda: 0, None)
+for p in candidates:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        s.close()
+        continue
+    held.append(s)
+    ports.append(s.getsockname()[1])
+    if len(ports) == want:
+        break
+print(" ".join(map(str, ports)))
+EOF
+}
+
+# start_server NAME PORT CMD... : starts a server in the background, waits
+# until it answers PING, and sets SERVER_PID.
+start_server() {
+    local name=$1 port=$2
+    shift 2
+    "$@" >"$WORK/$name.log" 2>&1 &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    local i
+    for i in $(seq 100); do
+        if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
+            return 0
+        fi
+        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+            break
+        fi
+        sleep 0.1
+    done
+    echo "vs-redis: $name did not start on port $port; its log:" >&2
+    cat "$WORK/$name.log" >&2
+    exit 1
+}
+
+stop_server() {
+    local pid=$1
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+# utime+stime of a process and all its threads, in clock ticks. The command
+# name in field 2 may contain spaces, so fields are counted after its ')'.
+cpu_ticks() {
+    local stat
+    stat=$(<"/proc/$1/stat")
+    stat=${stat##*) }
+    # After the name: state is field 3, so utime (14) and stime (15) are the
+    # 12th and 13th words here.
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+
+# redis-benchmark's CSV test name for a -t name.
+csv_name() {
+    case $1 in
+        mset) echo "MSET (10 keys)" ;;
+        *) echo "${1^^}" ;;
+    esac
+}
+
+# Whether the server knows the command a test sends. redis-benchmark counts
+# error replies as answers, so a missing command would look fast.
+supports() {
+    local port=$1 test=$2 probe
+    case $test in
+        ping*) probe=(PING) ;;
+        get) probe=(GET __vs_redis_probe__) ;;
+        set | mset) probe=("${test^^}" __vs_redis_probe__ x) ;;
+        *) probe=("${test^^}" __vs_redis_probe__) ;;
+    esac
+    ! redis-cli -p "$port" "${probe[@]}" 2>&1 | grep -qi "unknown command"
+}
+
+# run_bench PID PORT TEST PIPELINE REQUESTS: prints "rps cpu_us_per_request",
+# or "unsupported -" when the server lacks the command.
+run_bench() {
+    local pid=$1 port=$2 test=$3 pipeline=$4 requests=$5
+    local before after out rps
+    if ! supports "$port" "$test"; then
+        echo "unsupported -"
+        return
+    fi
+    before=$(cpu_ticks "$pid")
+    out=$(redis-benchmark -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
+        -P "$pipeline" -t "$test" --csv 2>&1) || true
+    after=$(cpu_ticks "$pid")
+    # Header line first, then one quoted line per test; match ours by name
+    # so warnings or extra lines do not confuse the parse.
+    rps=$(awk -F'","' -v name="$(csv_name "$test")" '
+        { gsub(/^"|"$/, "", $1); gsub(/"/, "", $2) }
+        $1 == name && $2 ~ /^[0-9.]+$/ { print $2; exit }' <<<"$out")
+    if [[ -z $rps ]]; then
+        echo "vs-redis: no result for $test -P $pipeline on port $port; redis-benchmark said:" >&2
+        echo "$out" | tail -5 >&2
+        rps=0
+    fi
+    awk -v rps="$rps" -v t="$((after - before))" -v hz="$TICKS" -v n="$requests" \
+        'BEGIN { printf "%s %.2f\n", rps, t / hz * 1e6 / n }'
+}
+
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN {
+        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'
+}
+
+if [[ $NO_BUILD != 1 ]]; then
+    echo "== cargo build --release"
+    (cd "$ROOT" && cargo build --release --bin ferrokv)
+fi
+FERROKV="$ROOT/target/release/ferrokv"
+[[ -x $FERROKV ]] || { echo "vs-redis: $FERROKV missing (build it or drop -B)" >&2; exit 1; }
+
+start_redis() {
+    start_server "redis-$1" "$1" redis-server --port "$1" --bind 127.0.0.1 --save '' \
+        --appendonly no --dir "$WORK" --daemonize no --logfile ''
+}
+
+start_ferrokv() {
+    local port=$1 threads=$2
+    local extra=()
+    [[ $threads != default ]] && extra=(--server-threads "$threads")
+    start_server "ferrokv-$port" "$port" "$FERROKV" --port "$port" --bind 127.0.0.1 \
+        --dir "$WORK" "${extra[@]}"
+}
+
+echo "== $(redis-server --version | awk '{print $1, $2, $3}'), $("$FERROKV" --version)"
+echo "== $(nproc) CPUs, clients $CLIENTS, keyspace $KEYSPACE, requests $N (pipelined: $NP)," \
+    "CPU per request from /proc/<pid>/stat at $TICKS ticks/s"
+
+IFS=, read -ra test_list <<<"$TESTS"
+IFS=, read -ra pipe_list <<<"$PIPELINES"
+IFS=, read -ra shape_list <<<"$SHAPES"
+
+for shape in "${shape_list[@]}"; do
+    read -r rport fport <<<"$(free_ports 2)"
+    start_redis "$rport"
+    rpid=$SERVER_PID
+    start_ferrokv "$fport" "$shape"
+    fpid=$SERVER_PID
+    if [[ $shape == default ]]; then
+        label="ferrokv (default threads)"
+    else
+        label="ferrokv --server-threads $shape"
+    fi
+    echo
+    echo "== $label vs redis-server"
+    printf "%-16s %3s %12s %12s %7s %14s %14s\n" test P "redis rps" "ferrokv rps" ratio \
+        "redis us/req" "ferrokv us/req"
+    for test in "${test_list[@]}"; do
+        for p in "${pipe_list[@]}"; do
+            requests=$N
+            [[ $p -gt 1 ]] && requests=$NP
+            read -r r_rps r_cpu <<<"$(run_bench "$rpid" "$rport" "$test" "$p" "$requests")"
+            read -r f_rps f_cpu <<<"$(run_bench "$fpid" "$fport" "$test" "$p" "$requests")"
+            printf "%-16s %3s %12s %12s %7s %14s %14s\n" "$(csv_name "$test")" "$p" "$r_rps" \
+                "$f_rps" "$(ratio "$f_rps" "$r_rps")" "$r_cpu" "$f_cpu"
+        done
+    done
+    stop_server "$fpid"
+    stop_server "$rpid"
+done
+
+[[ $MEM_KEYS -gt 0 ]] || exit 0
+
+# Memory: the same MEM_KEYS distinct keys (key:<i>, 10-byte values that are
+# not integers, so both servers keep them as strings) into fresh servers.
+# The loader pipelines batches over one connection and counts the replies,
+# so it needs nothing from the server beyond SET.
+echo
+echo "== memory: $MEM_KEYS keys of 10-byte values (ferrokv with default threads)"
+cat >"$WORK/load.py" <<'EOF'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+batch = 10000
+batches = []
+for start in range(0, n, batch):
+    cmds = []
+    for i in range(start, min(n, start + batch)):
+        key = b"key:%d" % i
+        cmds.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$10\r\nv%09d\r\n" % (len(key), key, i))
+    batches.append((len(cmds), b"".join(cmds)))
+sock = socket.create_connection(("127.0.0.1", port))
+errors, first_error, rest = 0, None, b""
+began = time.monotonic()
+for count, blob in batches:
+    sock.sendall(blob)
+    got = 0
+    while got < count:
+        data = sock.recv(1 << 20)
+        if not data:
+            sys.exit("connection closed by the server")
+        lines = (rest + data).split(b"\r\n")
+        rest = lines.pop()
+        got += len(lines)
+        for line in lines:
+            if line.startswith(b"-"):
+                errors += 1
+                first_error = first_error or line.decode(errors="replace")
+if errors:
+    print("%d error replies, first: %s" % (errors, first_error), file=sys.stderr)
+print("%.2f" % (time.monotonic() - began))
+EOF
+
+# One INFO field, or n/a when the server has no INFO (or not that field).
+info_field() {
+    local v
+    v=$(redis-cli -p "$1" info memory 2>/dev/null | tr -d '\r' |
+        awk -F: -v f="$2" '$1 == f { print $2 }') || true
+    echo "${v:-n/a}"
+}
+dbsize() {
+    local v
+    v=$(redis-cli -p "$1" dbsize 2>/dev/null | tr -d '\r') || true
+    if [[ $v =~ ^[0-9]+$ ]]; then echo "$v"; else echo n/a; fi
+}
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+read -r rport fport <<<"$(free_ports 2)"
+start_redis "$rport"
+rpid=$SERVER_PID
+start_ferrokv "$fport" default
+fpid=$SERVER_PID
+declare -A mem
+for who in redis ferrokv; do
+    if [[ $who == redis ]]; then port=$rport pid=$rpid; else port=$fport pid=$fpid; fi
+    mem[$who.rss0]=$(rss_kb "$pid")
+    mem[$who.secs]=$(python3 "$WORK/load.py" "$port" "$MEM_KEYS") || {
+        echo "vs-redis: loading $who failed" >&2
+        mem[$who.secs]=n/a
+    }
+    mem[$who.dbsize]=$(dbsize "$port")
+    mem[$who.used]=$(info_field "$port" used_memory)
+    mem[$who.rss]=$(rss_kb "$pid")
+done
+
+row() { printf "%-30s %14s %14s %7s\n" "$1" "$2" "$3" "$(ratio "$3" "$2")"; }
+per_key() {
+    awk -v v="$1" -v base="$2" -v n="$MEM_KEYS" \
+        'BEGIN { if (v ~ /^[0-9]+$/) printf "%.1f", (v - base) / n; else print "n/a" }'
+}
+printf "%-30s %14s %14s %7s\n" "" redis ferrokv ratio
+row "load time (s)" "${mem[redis.secs]}" "${mem[ferrokv.secs]}"
+row DBSIZE "${mem[redis.dbsize]}" "${mem[ferrokv.dbsize]}"
+row "used_memory (bytes)" "${mem[redis.used]}" "${mem[ferrokv.used]}"
+row "used_memory per key (bytes)" "$(per_key "${mem[redis.used]}" 0)" \
+    "$(per_key "${mem[ferrokv.used]}" 0)"
+row "RSS before load (kB)" "${mem[redis.rss0]}" "${mem[ferrokv.rss0]}"
+row "RSS after load (kB)" "${mem[redis.rss]}" "${mem[ferrokv.rss]}"
+row "RSS growth per key (bytes)" \
+    "$(per_key "$((mem[redis.rss] * 1024))" "$((mem[redis.rss0] * 1024))")" \
+    "$(per_key "$((mem[ferrokv.rss] * 1024))" "$((mem[ferrokv.rss0] * 1024))")"
