@@ -196,8 +196,6 @@ pub const DIRECTIVES: &[Directive] = &[
         "64",
         true,
     ),
-    // Persistence is not built yet: only the values meaning "off" are valid,
-    // so that tools that read or pass them keep working.
     d("notify-keyspace-events", Kind::KeyspaceEvents, "", true),
     d(
         "client-output-buffer-limit",
@@ -205,7 +203,13 @@ pub const DIRECTIVES: &[Directive] = &[
         "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
         true,
     ),
-    d("save", Kind::SavePolicy, "", false),
+    d("save", Kind::SavePolicy, "3600 1 300 100 60 10000", true),
+    d("dbfilename", Kind::Str, "dump.rdb", false),
+    d("rdbcompression", Kind::Bool, "yes", true),
+    d("rdbchecksum", Kind::Bool, "yes", false),
+    d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    // AOF is not built yet: only "no" is valid, so that tools that read or
+    // pass it keep working.
     d("appendonly", Kind::Enum(&["no"]), "no", false),
 ];
 
@@ -344,7 +348,7 @@ fn normalise(dir: &Directive, words: &[String], current: &str) -> Result<String,
         }
         Kind::SavePolicy => {
             let parts: Vec<&str> = joined.split_whitespace().collect();
-            if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u64>().is_err()) {
+            if !parts.len().is_multiple_of(2) || parts.iter().any(|p| p.parse::<u32>().is_err()) {
                 return Err("Invalid save parameters".into());
             }
             Ok(parts.join(" "))
@@ -417,6 +421,7 @@ impl Config {
         cli_text: &str,
     ) -> Result<Config, StartupError> {
         let mut values: Vec<String> = DIRECTIVES.iter().map(|d| d.default.to_string()).collect();
+        let mut saves_seen = false;
         for (i, line) in file_text.lines().chain(cli_text.lines()).enumerate() {
             let trimmed = line.trim();
             if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -442,7 +447,15 @@ impl Config {
             let Some(idx) = find(&words[0]) else {
                 return Err(fail("Bad directive or wrong number of arguments".into()));
             };
-            values[idx] = normalise(&DIRECTIVES[idx], &words[1..], &values[idx]).map_err(fail)?;
+            let value = normalise(&DIRECTIVES[idx], &words[1..], &values[idx]).map_err(fail)?;
+            // Each `save` line adds a save point; the first one replaces
+            // the defaults, and `save ""` clears them, as in redis.conf.
+            if DIRECTIVES[idx].name == "save" && !value.is_empty() && saves_seen {
+                values[idx] = format!("{} {value}", values[idx]).trim().to_string();
+            } else {
+                values[idx] = value;
+            }
+            saves_seen |= DIRECTIVES[idx].name == "save";
         }
         let config = Config {
             values: RwLock::new(values),

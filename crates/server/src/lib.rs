@@ -8,6 +8,7 @@
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
 //! - [`scripting`]: Lua scripts and functions (EVAL, FCALL).
 //! - [`pubsub`]: subscriptions, message queues, keyspace notifications.
+//! - [`persist`]: RDB snapshots, loading, DUMP/RESTORE payloads.
 //! - [`glob`]: Redis's pattern matching.
 //!
 //! [`Server`] is the shared state every connection task holds; nothing is
@@ -22,6 +23,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod persist;
 pub mod pubsub;
 pub mod scripting;
 pub mod slowlog;
@@ -52,6 +54,7 @@ pub struct Server {
     pub gates: gate::Gates,
     pub slowlog: slowlog::SlowLog,
     pub latency: latency::Monitor,
+    pub persist: persist::Persistence,
     /// DEBUG SET-ACTIVE-EXPIRE: whether the active expiry cycle runs.
     pub active_expire: std::sync::atomic::AtomicBool,
     pub started: Instant,
@@ -81,6 +84,7 @@ impl Server {
             gates: gate::Gates::new(threads + 1),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::Monitor::default(),
+            persist: persist::Persistence::default(),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             started: Instant::now(),
             shutdown,

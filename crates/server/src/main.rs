@@ -158,6 +158,9 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
     let dir = server.config.get("dir");
     std::env::set_current_dir(&dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
+    // Before listening: no client may see a half-loaded data set, and a
+    // damaged file stops the server here.
+    ferrokv::persist::load(&server).map_err(std::io::Error::other)?;
     let listeners = ferrokv::net::bind(&server).await?;
     let addrs: Vec<String> = server.bound.lock().iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -181,18 +184,51 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
             .name("ferrokv-expire".into())
             .spawn(move || ferrokv::store::expire::run(server))?
     };
+    let saver = {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("ferrokv-save".into())
+            .spawn(move || ferrokv::persist::run(server))?
+    };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stop = server.shutdown.subscribe();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::warn!("Received SIGINT scheduling shutdown..."),
-        _ = sigterm.recv() => tracing::warn!("Received SIGTERM scheduling shutdown..."),
-        _ = stop.wait_for(|s| *s) => tracing::warn!("User requested shutdown..."),
-    }
+    let signalled = tokio::select! {
+        _ = tokio::signal::ctrl_c() => {
+            tracing::warn!("Received SIGINT scheduling shutdown...");
+            true
+        }
+        _ = sigterm.recv() => {
+            tracing::warn!("Received SIGTERM scheduling shutdown...");
+            true
+        }
+        _ = stop.wait_for(|s| *s) => false,
+    };
     server.request_shutdown();
     for t in tasks {
         let _ = t.await;
     }
-    let _ = tokio::task::spawn_blocking(move || expirer.join()).await;
+    // On a signal, save as a no-argument SHUTDOWN would (SHUTDOWN itself
+    // has saved already).
+    let mut result = Ok(());
+    if signalled && !server.config.get("save").is_empty() {
+        let s = server.clone();
+        let saved = tokio::task::spawn_blocking(move || {
+            let _all = s.gates.exclusive();
+            ferrokv::persist::save_for_shutdown(&s)
+        })
+        .await;
+        if let Ok(Err(e)) = saved {
+            result = Err(std::io::Error::other(format!(
+                "Error trying to save the DB on shutdown: {e:?}"
+            )));
+        }
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        let _ = expirer.join();
+        let _ = saver.join();
+    })
+    .await;
+    result?;
     tracing::warn!("ferrokv is now ready to exit, bye bye...");
     Ok(())
 }

@@ -15,6 +15,7 @@ mod connection;
 mod hashes;
 mod keys;
 mod lists;
+mod persistence;
 mod pubsub;
 mod scripting;
 mod server;
@@ -50,6 +51,7 @@ pub mod flags {
     pub const NO_AUTH: u32 = 1 << 14;
     pub const MAY_REPLICATE: u32 = 1 << 15;
     pub const NO_MANDATORY_KEYS: u32 = 1 << 18;
+    pub const NO_ASYNC_LOADING: u32 = 1 << 23;
     pub const NO_MULTI: u32 = 1 << 22;
     pub const ALLOW_BUSY: u32 = 1 << 25;
     /// The key positions depend on the arguments (a `numkeys` argument,
@@ -88,6 +90,7 @@ pub mod flags {
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
         (MOVABLE_KEYS, "movablekeys"),
@@ -290,6 +293,7 @@ const FAMILIES: &[&[Command]] = &[
     lists::COMMANDS,
     hashes::COMMANDS,
     sort::COMMANDS,
+    persistence::COMMANDS,
     connection::COMMANDS,
     server::COMMANDS,
     transactions::COMMANDS,
@@ -551,6 +555,11 @@ impl<'a> Ctx<'a> {
         self.server.keyspace.lock(self.client.db, keys, self.now_ms)
     }
 
+    /// Whether the command runs inside EXEC.
+    pub fn in_transaction(&self) -> bool {
+        self.in_transaction
+    }
+
     /// The write hook: every command that changes a key calls it once per
     /// key, so that statistics (and later WATCH, notifications, blocked
     /// clients and propagation) see every change.
@@ -707,6 +716,11 @@ pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdEr
              are allowed in this context",
             r.full_name()
         )))
+    } else if (r.cmd.has(flags::WRITE) || r.cmd.name == "ping")
+        && server.persist.writes_denied(server)
+    {
+        // PING too, as Redis does, so that a monitor pinging notices.
+        Some(CmdError::Static(crate::persist::MISCONF))
     } else {
         None
     };

@@ -11,9 +11,9 @@
 //! them feed the shard's table, so SCAN can treat the shards as the low
 //! bits of one big power-of-two table and keep Redis's cursor guarantee.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard, RwLock};
 
 use super::dict::{Dict, EntryMut, Lookup};
 use super::entry::{Entry, Value};
@@ -40,7 +40,20 @@ pub struct Shard {
     volatile: usize,
     /// Where the active expiry cycle resumes.
     expire_cursor: u64,
+    /// A snapshot in progress still needs this shard as it was when the
+    /// snapshot began (see crate::persist): whoever locks it first hands
+    /// its content to the snapshot before changing anything.
+    pending: bool,
 }
+
+/// Receives the content of shards that are still pending for a snapshot,
+/// from the thread that is about to change them (see crate::persist).
+pub trait Freezer: Send + Sync {
+    fn freeze(&self, db: usize, shard: usize, content: &Shard);
+}
+
+/// The snapshot in progress, shared by every database.
+type FreezeSlot = Arc<RwLock<Option<Arc<dyn Freezer>>>>;
 
 impl Shard {
     fn account(&mut self, e: &Entry, added: bool) {
@@ -106,6 +119,11 @@ impl Shard {
         self.volatile
     }
 
+    /// Calls `f` on every entry, expired ones included.
+    pub fn for_each(&self, f: impl FnMut(&Entry)) {
+        self.dict.for_each(f)
+    }
+
     /// One step of the active expiry cycle: examines up to `buckets`
     /// buckets and removes the expired keys, returning (examined, removed
     /// entries).
@@ -129,24 +147,38 @@ impl Shard {
 
 /// One numbered database.
 pub struct Db {
+    index: usize,
     shards: Box<[Mutex<Shard>]>,
+    freezer: FreezeSlot,
 }
 
 impl Db {
-    fn new() -> Db {
+    fn new(index: usize, freezer: FreezeSlot) -> Db {
         Db {
+            index,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            freezer,
         }
     }
 
+    /// Locks shard `i` for a change. This is the one door to a shard for
+    /// anything that may modify it: a shard still pending for a snapshot
+    /// is handed to the snapshot first.
     pub fn shard(&self, i: usize) -> MutexGuard<'_, Shard> {
-        self.shards[i].lock()
+        let mut g = self.shards[i].lock();
+        if g.pending {
+            if let Some(f) = self.freezer.read().as_ref() {
+                f.freeze(self.index, i, &g);
+            }
+            g.pending = false;
+        }
+        g
     }
 
     /// Locks every shard in order, for commands that must see or change the
     /// whole database atomically.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        self.shards.iter().map(|s| s.lock()).collect()
+        (0..SHARDS).map(|i| self.shard(i)).collect()
     }
 
     /// Number of keys (expired keys not yet reclaimed included, as in Redis).
@@ -225,7 +257,7 @@ impl Db {
                 pick -= sizes[shard];
                 shard += 1;
             }
-            let mut g = self.shards[shard].lock();
+            let mut g = self.shard(shard);
             // The shard may have emptied since it was counted: pick again.
             let Some(e) = g.dict.random(rng) else {
                 continue;
@@ -243,12 +275,57 @@ impl Db {
 /// All databases.
 pub struct Keyspace {
     dbs: Box<[Db]>,
+    freezer: FreezeSlot,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
+        let freezer: FreezeSlot = Arc::default();
         Keyspace {
-            dbs: (0..databases).map(|_| Db::new()).collect(),
+            dbs: (0..databases)
+                .map(|i| Db::new(i, freezer.clone()))
+                .collect(),
+            freezer,
+        }
+    }
+
+    /// Starts a snapshot: marks every shard pending and returns each
+    /// database's (keys, keys with an expiry). The caller must hold the
+    /// exclusive gate, so that no command is halfway through a change.
+    pub fn begin_snapshot(&self, freezer: Arc<dyn Freezer>) -> Vec<(usize, usize)> {
+        *self.freezer.write() = Some(freezer);
+        self.dbs
+            .iter()
+            .map(|db| {
+                db.shards.iter().fold((0, 0), |(k, v), s| {
+                    let mut s = s.lock();
+                    s.pending = true;
+                    (k + s.len(), v + s.volatile())
+                })
+            })
+            .collect()
+    }
+
+    /// The snapshot's own visit of a shard: if nobody has frozen it yet,
+    /// `f` reads it (under its lock) and the mark is cleared. Returns
+    /// whether `f` ran; if not, the shard's content went to the freezer.
+    pub fn snapshot_shard(&self, db: usize, shard: usize, f: impl FnOnce(&Shard)) -> bool {
+        let mut g = self.dbs[db].shards[shard].lock();
+        if !g.pending {
+            return false;
+        }
+        f(&g);
+        g.pending = false;
+        true
+    }
+
+    /// Ends a snapshot, finished or abandoned: no shard stays pending.
+    pub fn end_snapshot(&self) {
+        *self.freezer.write() = None;
+        for db in self.dbs.iter() {
+            for s in db.shards.iter() {
+                s.lock().pending = false;
+            }
         }
     }
 
@@ -295,7 +372,7 @@ impl Keyspace {
             clock: lru_clock(now),
             guards: want
                 .iter()
-                .map(|&(d, s)| ((d, s), self.dbs[d].shards[s].lock()))
+                .map(|&(d, s)| ((d, s), self.dbs[d].shard(s)))
                 .collect(),
             expired: Vec::new(),
         }

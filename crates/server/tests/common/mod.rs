@@ -75,14 +75,15 @@ pub fn require_redis_server() {
 }
 
 impl ServerProcess {
-    /// Starts ferrokv with extra `--directive value` arguments.
+    /// Starts ferrokv with extra `--directive value` arguments, persistence
+    /// off unless they turn it on (as the reference server below).
     pub fn ferrokv(extra: &[&str]) -> ServerProcess {
         let port = free_port();
         let dir = tempdir::Dir::new("ferrokv");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
             .args(["--port", &port.to_string(), "--dir"])
             .arg(&dir.0)
-            .args(["--loglevel", "warning"])
+            .args(["--loglevel", "warning", "--save", ""])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -261,19 +261,24 @@ fn memory(_s: &Server, out: &mut String) {
     );
 }
 
-/// ferrokv has no persistence yet: these say so in Redis's terms.
+/// RDB state in Redis's field names (no fork, so the copy-on-write
+/// fields report what the snapshot copied for writers); AOF is not built.
 fn persistence(s: &Server, out: &mut String) {
-    let started = crate::now_ms() / 1000 - s.started.elapsed().as_secs() as i64;
+    let p = &s.persist;
+    let ok = |b: bool| if b { "ok" } else { "err" };
     fields!(out,
         "loading" => 0,
         "async_loading" => 0,
-        "rdb_changes_since_last_save" => s.stats.dirty.load(Relaxed),
-        "rdb_bgsave_in_progress" => 0,
-        "rdb_last_save_time" => started,
-        "rdb_last_bgsave_status" => "ok",
-        "rdb_last_bgsave_time_sec" => -1,
-        "rdb_current_bgsave_time_sec" => -1,
-        "rdb_saves" => 0,
+        "rdb_changes_since_last_save" => p.changes_since_save(s),
+        "rdb_bgsave_in_progress" => p.bgsave_in_progress() as u8,
+        "rdb_last_save_time" => p.last_save.load(Relaxed),
+        "rdb_last_bgsave_status" => ok(p.last_bgsave_ok.load(Relaxed)),
+        "rdb_last_bgsave_time_sec" => p.last_bgsave_secs.load(Relaxed),
+        "rdb_current_bgsave_time_sec" => p.current_bgsave_secs(),
+        "rdb_saves" => p.saves.load(Relaxed),
+        "rdb_last_cow_size" => p.last_peak_frozen.load(Relaxed),
+        "rdb_last_load_keys_expired" => p.loaded_expired.load(Relaxed),
+        "rdb_last_load_keys_loaded" => p.loaded_keys.load(Relaxed),
         "aof_enabled" => 0,
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,

@@ -40,7 +40,8 @@ pub const COMMANDS: &[Command] = &[
             | flags::LOADING
             | flags::STALE
             | flags::NO_MULTI
-            | flags::ALLOW_BUSY,
+            | flags::ALLOW_BUSY
+            | flags::EXCLUSIVE,
         0,
         shutdown,
         "server",
@@ -142,25 +143,28 @@ fn time(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 }
 
 /// SHUTDOWN [NOSAVE|SAVE] [NOW] [FORCE] [ABORT]: no reply; the server
-/// stops. ferrokv has no persistence yet, so there is nothing to save
-/// unless SAVE is asked for, which fails (and is logged) instead of
-/// stopping without the requested snapshot.
+/// stops. It saves first with SAVE, or without NOSAVE when save points are
+/// configured, as Redis does; if that save fails it replies an error and
+/// keeps running, unless FORCE. Runs under the exclusive gate so that the
+/// final snapshot is taken with every other client held off.
 fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let (mut save, mut nosave, mut other, mut abort) = (false, false, false, false);
+    let (mut save, mut nosave, mut now, mut force, mut abort) = (false, false, false, false, false);
     for arg in &argv[1..] {
         if super::args::is(arg, "nosave") {
             nosave = true;
         } else if super::args::is(arg, "save") {
             save = true;
-        } else if super::args::is(arg, "now") || super::args::is(arg, "force") {
-            other = true;
+        } else if super::args::is(arg, "now") {
+            now = true;
+        } else if super::args::is(arg, "force") {
+            force = true;
         } else if super::args::is(arg, "abort") {
             abort = true;
         } else {
             return Err(CmdError::Syntax);
         }
     }
-    if (save && nosave) || (abort && (save || nosave || other)) {
+    if (save && nosave) || (abort && (save || nosave || now || force)) {
         return Err(CmdError::Syntax);
     }
     if abort {
@@ -173,15 +177,18 @@ fn shutdown(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             return Err(e);
         }
     }
-    if save {
-        tracing::warn!(
-            "SHUTDOWN SAVE refused: this server has no persistence, no snapshot can be written"
-        );
-        return Err(CmdError::Static(
-            "ERR Errors trying to SHUTDOWN. Check logs.",
-        ));
-    }
     tracing::warn!("User requested shutdown...");
+    let policy = !ctx.server.config.get("save").is_empty();
+    if save || (policy && !nosave) {
+        if let Err(e) = crate::persist::save_for_shutdown(ctx.server) {
+            tracing::warn!("Error trying to save the DB, can't exit: {e:?}");
+            if !force {
+                return Err(CmdError::Static(
+                    "ERR Errors trying to SHUTDOWN. Check logs.",
+                ));
+            }
+        }
+    }
     ctx.flow = Flow::Shutdown;
     Ok(())
 }

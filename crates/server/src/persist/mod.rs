@@ -1,0 +1,540 @@
+//! Persistence: RDB snapshots in Redis's format (SAVE, BGSAVE, the `save`
+//! policy, SHUTDOWN and signals), loading at start-up, and the shared state
+//! INFO persistence and MISCONF read. AOF is not here yet.
+//!
+//! # Point-in-time snapshots without fork
+//!
+//! Redis forks and lets the kernel copy pages a writer touches. ferrokv
+//! copies per keyspace shard instead:
+//!
+//! 1. BGSAVE starts under the exclusive gate (crate::gate), so no command
+//!    is halfway through a change: every shard of every database is marked
+//!    *pending* and the key counts are taken (RESIZEDB). That takes
+//!    microseconds per shard; the gate is released at once.
+//! 2. The saver thread then visits the shards in (database, shard) order.
+//!    For each one it takes the shard's lock; if the shard is still pending
+//!    it serializes it there and clears the mark.
+//! 3. Anything about to change a shard goes through `Db::shard` (store/
+//!    keyspace.rs), the one door to a shard for writers: commands'
+//!    `Locked` guards, whole-database operations (FLUSHALL, SWAPDB) and
+//!    the active expiry cycle. If the shard is still pending, that thread
+//!    first serializes it into a side buffer for the saver ([`Capture`])
+//!    and clears the mark, then proceeds with its change.
+//!
+//! Either way each shard is serialized exactly once, in the state it had
+//! when BGSAVE began, so the file is a point-in-time image of the whole
+//! keyspace, and no client waits longer than the serialization of one
+//! shard. The extra memory is the side buffers not yet written out, at
+//! most the serialized size of the data set (the RDB file itself), and
+//! only when writers touch every shard before the saver reaches it; the
+//! peak is logged after each BGSAVE.
+//!
+//! SAVE and SHUTDOWN's save run the same code in the calling thread while
+//! holding the exclusive gate, as Redis's SAVE blocks every client.
+//!
+//! Files are written to `temp-<pid>.rdb`, fsynced, and renamed over
+//! `dbfilename`, so a failed save never damages the previous dump.
+
+pub mod crc64;
+pub mod lzf;
+pub mod rdb;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::store::{Freezer, Shard, SHARDS};
+use crate::Server;
+
+/// Redis's CONFIG_BGSAVE_RETRY_DELAY: after a failed BGSAVE, the policy
+/// waits this long before trying again.
+const RETRY_DELAY_SECS: i64 = 5;
+
+/// The reply MISCONF rejections carry, word for word Redis's.
+pub const MISCONF: &str = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+
+/// Persistence state shared by the commands, INFO and the saver thread.
+pub struct Persistence {
+    state: Mutex<State>,
+    changed: Condvar,
+    /// Unix seconds of the last successful save (start-up counts as one).
+    pub last_save: AtomicI64,
+    pub last_bgsave_ok: AtomicBool,
+    /// Duration of the last BGSAVE in seconds, -1 before the first.
+    pub last_bgsave_secs: AtomicI64,
+    /// Saves started (BGSAVE) or completed (SAVE), Redis's rdb_saves.
+    pub saves: AtomicU64,
+    /// `stats.dirty` as of the snapshot the last successful save wrote.
+    pub dirty_at_save: AtomicU64,
+    pub loaded_keys: AtomicU64,
+    pub loaded_expired: AtomicU64,
+    /// Peak bytes held in side buffers by the last snapshot.
+    pub last_peak_frozen: AtomicU64,
+}
+
+#[derive(Default)]
+struct State {
+    /// A BGSAVE whose shards are marked, waiting for the saver thread.
+    job: Option<Job>,
+    /// When the running BGSAVE started.
+    running: Option<Instant>,
+    /// BGSAVE SCHEDULE (or BGSAVE inside MULTI): start when possible.
+    scheduled: bool,
+    /// Unix seconds of the last BGSAVE attempt.
+    last_try: i64,
+}
+
+struct Job {
+    snapshot: Snapshot,
+}
+
+/// A snapshot begun: the side buffers and what was counted at its start.
+struct Snapshot {
+    capture: Arc<Capture>,
+    counts: Vec<(usize, usize)>,
+    dirty: u64,
+}
+
+/// Why a save could not be started.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartError {
+    InProgress,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            last_save: AtomicI64::new(crate::now_ms() / 1000),
+            last_bgsave_ok: AtomicBool::new(true),
+            last_bgsave_secs: AtomicI64::new(-1),
+            saves: AtomicU64::new(0),
+            dirty_at_save: AtomicU64::new(0),
+            loaded_keys: AtomicU64::new(0),
+            loaded_expired: AtomicU64::new(0),
+            last_peak_frozen: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Serialized shards handed over by writers, until the saver takes them.
+struct Capture {
+    compress: bool,
+    frozen: Mutex<HashMap<(usize, usize), Vec<u8>>>,
+    held: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl Capture {
+    fn new(compress: bool) -> Capture {
+        Capture {
+            compress,
+            frozen: Mutex::new(HashMap::new()),
+            held: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+        }
+    }
+
+    fn take(&self, db: usize, shard: usize) -> Vec<u8> {
+        let buf = self.frozen.lock().remove(&(db, shard)).unwrap_or_default();
+        self.held.fetch_sub(buf.len(), Relaxed);
+        buf
+    }
+}
+
+fn encode_shard(content: &Shard, compress: bool) -> Vec<u8> {
+    let mut enc = rdb::Encoder::new(compress);
+    content.for_each(|e| enc.entry(e));
+    enc.buf
+}
+
+impl Freezer for Capture {
+    fn freeze(&self, db: usize, shard: usize, content: &Shard) {
+        let buf = encode_shard(content, self.compress);
+        let now = self.held.fetch_add(buf.len(), Relaxed) + buf.len();
+        self.peak.fetch_max(now, Relaxed);
+        self.frozen.lock().insert((db, shard), buf);
+    }
+}
+
+impl Persistence {
+    pub fn bgsave_in_progress(&self) -> bool {
+        self.state.lock().running.is_some()
+    }
+
+    /// Seconds the running BGSAVE has taken so far, or -1.
+    pub fn current_bgsave_secs(&self) -> i64 {
+        self.state
+            .lock()
+            .running
+            .map_or(-1, |t| t.elapsed().as_secs() as i64)
+    }
+
+    /// Changes since the last successful save.
+    pub fn changes_since_save(&self, server: &Server) -> u64 {
+        server
+            .stats
+            .dirty
+            .load(Relaxed)
+            .saturating_sub(self.dirty_at_save.load(Relaxed))
+    }
+
+    /// Asks for a BGSAVE as soon as none is running (BGSAVE SCHEDULE).
+    pub fn schedule(&self) {
+        self.state.lock().scheduled = true;
+        self.changed.notify_all();
+    }
+
+    /// Whether write commands are refused with MISCONF: the last BGSAVE
+    /// failed, save points are configured and stop-writes-on-bgsave-error
+    /// is on (Redis's writeCommandsDeniedByDiskError).
+    pub fn writes_denied(&self, server: &Server) -> bool {
+        !self.last_bgsave_ok.load(Relaxed)
+            && server.config.get("stop-writes-on-bgsave-error") == "yes"
+            && !server.config.get("save").is_empty()
+    }
+}
+
+fn begin(server: &Server) -> Snapshot {
+    let capture = Arc::new(Capture::new(server.config.get("rdbcompression") == "yes"));
+    let counts = server.keyspace.begin_snapshot(capture.clone());
+    Snapshot {
+        capture,
+        counts,
+        dirty: server.stats.dirty.load(Relaxed),
+    }
+}
+
+/// Starts a BGSAVE: marks the shards and hands the job to the saver
+/// thread. The caller holds the exclusive gate.
+pub fn start_bgsave(server: &Server) -> Result<(), StartError> {
+    let p = &server.persist;
+    let mut st = p.state.lock();
+    if st.running.is_some() {
+        return Err(StartError::InProgress);
+    }
+    st.running = Some(Instant::now());
+    st.scheduled = false;
+    st.last_try = crate::now_ms() / 1000;
+    st.job = Some(Job {
+        snapshot: begin(server),
+    });
+    p.saves.fetch_add(1, Relaxed);
+    drop(st);
+    tracing::info!("Background saving started");
+    p.changed.notify_all();
+    Ok(())
+}
+
+/// SAVE: writes a snapshot in the calling thread. The caller holds the
+/// exclusive gate; fails if a BGSAVE is running.
+pub fn save(server: &Server) -> Result<(), SaveError> {
+    if server.persist.bgsave_in_progress() {
+        return Err(SaveError::InProgress);
+    }
+    save_now(server)
+}
+
+/// The save SHUTDOWN and the signals make: waits for a running BGSAVE to
+/// finish, then saves. The caller holds the exclusive gate.
+pub fn save_for_shutdown(server: &Server) -> Result<(), SaveError> {
+    let p = &server.persist;
+    let mut st = p.state.lock();
+    while st.running.is_some() {
+        p.changed.wait(&mut st);
+    }
+    drop(st);
+    tracing::warn!("Saving the final RDB snapshot before exiting.");
+    save_now(server)
+}
+
+/// Why SAVE failed.
+#[derive(Debug)]
+pub enum SaveError {
+    InProgress,
+    Io(std::io::Error),
+}
+
+fn save_now(server: &Server) -> Result<(), SaveError> {
+    let snapshot = begin(server);
+    let result = write_snapshot(server, &snapshot);
+    server.keyspace.end_snapshot();
+    let p = &server.persist;
+    match result {
+        Ok(()) => {
+            tracing::info!("DB saved on disk");
+            p.saves.fetch_add(1, Relaxed);
+            p.saved(snapshot.dirty);
+            Ok(())
+        }
+        Err(e) => Err(SaveError::Io(e)),
+    }
+}
+
+impl Persistence {
+    fn saved(&self, dirty: u64) {
+        self.last_save.store(crate::now_ms() / 1000, Relaxed);
+        self.dirty_at_save.store(dirty, Relaxed);
+        self.last_bgsave_ok.store(true, Relaxed);
+    }
+}
+
+/// Writes `snapshot` to `dbfilename` in the current directory (`dir`)
+/// through a temporary file, fsynced and renamed into place.
+fn write_snapshot(server: &Server, snapshot: &Snapshot) -> std::io::Result<()> {
+    let tmp = format!("temp-{}.rdb", std::process::id());
+    let result = write_file(server, snapshot, &tmp);
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn write_file(server: &Server, snapshot: &Snapshot, tmp: &str) -> std::io::Result<()> {
+    let target = server.config.get("dbfilename");
+    let checksum = server.config.get("rdbchecksum") == "yes";
+    let file = std::fs::File::create(tmp).map_err(|e| {
+        let cwd = std::env::current_dir()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|_| "unknown".into());
+        tracing::warn!(
+            "Failed opening the temp RDB file {tmp} (in server root dir {cwd}) for saving: {e}"
+        );
+        e
+    })?;
+    let mut out = Output {
+        file: std::io::BufWriter::with_capacity(1 << 16, file),
+        crc: 0,
+        checksum,
+    };
+    let capture = &snapshot.capture;
+    let mut enc = rdb::Encoder::new(capture.compress);
+    enc.buf.extend_from_slice(b"REDIS0010");
+    let now_ms = crate::now_ms();
+    enc.aux("redis-ver", crate::REDIS_VERSION.as_bytes());
+    enc.aux("redis-bits", b"64");
+    enc.aux("ctime", (now_ms / 1000).to_string().as_bytes());
+    enc.aux(
+        "used-mem",
+        crate::stats::used_memory().to_string().as_bytes(),
+    );
+    enc.aux("aof-base", b"0");
+    out.write(&enc.buf)?;
+    for (db, &(keys, expires)) in snapshot.counts.iter().enumerate() {
+        let mut enc = rdb::Encoder::new(capture.compress);
+        if keys > 0 {
+            enc.byte(rdb::OP_SELECTDB);
+            enc.length(db as u64);
+            enc.byte(rdb::OP_RESIZEDB);
+            enc.length(keys as u64);
+            enc.length(expires as u64);
+            out.write(&enc.buf)?;
+        }
+        for shard in 0..SHARDS {
+            let mut mine = Vec::new();
+            let ran = server.keyspace.snapshot_shard(db, shard, |content| {
+                mine = encode_shard(content, capture.compress);
+            });
+            let buf = if ran { mine } else { capture.take(db, shard) };
+            out.write(&buf)?;
+        }
+    }
+    out.write(&[rdb::OP_EOF])?;
+    let crc = if checksum { out.crc } else { 0 };
+    out.file.write_all(&crc.to_le_bytes())?;
+    let file = out.file.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(tmp, &target)?;
+    // The rename itself must survive a crash.
+    if let Ok(dir) = std::fs::File::open(".") {
+        let _ = dir.sync_all();
+    }
+    server
+        .persist
+        .last_peak_frozen
+        .store(capture.peak.load(Relaxed) as u64, Relaxed);
+    Ok(())
+}
+
+/// The file being written, with the running checksum.
+struct Output {
+    file: std::io::BufWriter<std::fs::File>,
+    crc: u64,
+    checksum: bool,
+}
+
+impl Output {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<()> {
+        if self.checksum {
+            self.crc = crc64::update(self.crc, b);
+        }
+        self.file.write_all(b)
+    }
+}
+
+/// The saver thread: runs BGSAVEs handed over by [`start_bgsave`] and
+/// starts them itself when the `save` policy or BGSAVE SCHEDULE asks.
+/// Returns when the server shuts down (after finishing a running save).
+pub fn run(server: Arc<Server>) {
+    let shutdown = server.shutdown.subscribe();
+    let p = &server.persist;
+    loop {
+        let job = {
+            let mut st = p.state.lock();
+            if st.job.is_none() {
+                p.changed.wait_for(&mut st, Duration::from_millis(100));
+            }
+            st.job.take()
+        };
+        if let Some(job) = job {
+            finish_bgsave(&server, job);
+            continue;
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        if due(&server) {
+            let _all = server.gates.exclusive();
+            let _ = start_bgsave(&server);
+        }
+    }
+}
+
+/// Whether a save point is reached (Redis's serverCron check) or a
+/// scheduled BGSAVE may start.
+fn due(server: &Server) -> bool {
+    let p = &server.persist;
+    let st = p.state.lock();
+    if st.running.is_some() {
+        return false;
+    }
+    let now = crate::now_ms() / 1000;
+    let may_retry = p.last_bgsave_ok.load(Relaxed) || now - st.last_try > RETRY_DELAY_SECS;
+    if st.scheduled && may_retry {
+        return true;
+    }
+    let changes = p.changes_since_save(server);
+    let since = now - p.last_save.load(Relaxed);
+    let policy = server.config.get("save");
+    let points: Vec<i64> = policy
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    points
+        .chunks_exact(2)
+        .any(|pt| changes >= pt[1].max(0) as u64 && since > pt[0] && may_retry)
+        && {
+            tracing::info!("{changes} changes in {since} seconds. Saving...");
+            true
+        }
+}
+
+fn finish_bgsave(server: &Server, job: Job) {
+    let p = &server.persist;
+    let started = Instant::now();
+    let result = write_snapshot(server, &job.snapshot);
+    server.keyspace.end_snapshot();
+    match result {
+        Ok(()) => {
+            p.saved(job.snapshot.dirty);
+            tracing::info!(
+                "Background saving terminated with success ({} bytes of shards copied for writers at peak)",
+                job.snapshot.capture.peak.load(Relaxed)
+            );
+        }
+        Err(e) => {
+            p.last_bgsave_ok.store(false, Relaxed);
+            tracing::warn!("Background saving error: {e}");
+        }
+    }
+    p.last_bgsave_secs
+        .store(started.elapsed().as_secs() as i64, Relaxed);
+    p.state.lock().running = None;
+    p.changed.notify_all();
+}
+
+/// The encoding thresholds loaded collections are built with: the
+/// server's current `*-max-*` directives.
+pub fn encodings(server: &Server) -> rdb::Encodings {
+    let c = &server.config;
+    let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    rdb::Encodings {
+        zset: crate::store::zset::Limits {
+            max_entries: size(c.zset_max_listpack_entries.load(Relaxed)),
+            max_value: size(c.zset_max_listpack_value.load(Relaxed)),
+        },
+        hash: crate::store::hash::Limits {
+            entries: size(c.hash_max_listpack_entries.load(Relaxed)),
+            value: size(c.hash_max_listpack_value.load(Relaxed)),
+        },
+        set_max_intset: size(c.set_max_intset_entries.load(Relaxed)),
+        list_fill: c
+            .list_max_listpack_size
+            .load(Relaxed)
+            .clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+    }
+}
+
+/// Loads `dbfilename` from the current directory (`dir`) into the empty
+/// keyspace at start-up. A missing file is an empty data set; anything
+/// unreadable or malformed is an error, and the server must not start.
+pub fn load(server: &Server) -> Result<(), String> {
+    let name = server.config.get("dbfilename");
+    let data = match std::fs::read(&name) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "Fatal error loading the DB ({name}): {e}. Exiting."
+            ))
+        }
+    };
+    let start = Instant::now();
+    let now = crate::now_ms();
+    let (mut loaded, mut expired) = (0u64, 0u64);
+    let result = rdb::read_file(
+        &data,
+        server.keyspace.len(),
+        server.config.get("rdbchecksum") == "yes",
+        encodings(server),
+        |r| {
+            // Keys already expired are not loaded, as a Redis master does.
+            if r.expiry.is_some_and(|at| at < now) {
+                expired += 1;
+                return Ok(());
+            }
+            let mut locked = server.keyspace.lock(r.db, &[&r.key], now);
+            if locked.exists(&r.key) {
+                return Err(format!(
+                    "no duplicate keys, found '{}' twice in DB {}",
+                    String::from_utf8_lossy(&r.key),
+                    r.db
+                ));
+            }
+            locked.set(&r.key, r.value, r.expiry);
+            loaded += 1;
+            Ok(())
+        },
+    );
+    if let Err(e) = result {
+        // Nothing half-loaded may be served: the caller exits.
+        return Err(format!(
+            "Bad RDB file {name}: expected {} at offset {}. Unrecoverable error, aborting now.",
+            e.what, e.offset
+        ));
+    }
+    let p = &server.persist;
+    p.loaded_keys.store(loaded, Relaxed);
+    p.loaded_expired.store(expired, Relaxed);
+    tracing::info!(
+        "DB loaded from disk: {:.3} seconds. Done loading RDB, keys loaded: {loaded}, keys expired: {expired}.",
+        start.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,577 @@
+//! RDB persistence against the real thing: ferrokv's dumps load into
+//! redis-server 7.0 and pass redis-check-rdb, Redis's dumps and DUMP
+//! payloads load into ferrokv, snapshots are point-in-time under
+//! concurrent writes, damaged files stop start-up, and a failing save
+//! turns writes away with MISCONF until saving works again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::ServerProcess;
+use redis::Value;
+
+/// A scratch directory removed on drop.
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "ferrokv-persist-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create a scratch dir");
+        Dir(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+    fn file(&self) -> PathBuf {
+        self.0.join("dump.rdb")
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn ferrokv_in(dir: &Dir, extra: &[&str]) -> ServerProcess {
+    let mut args = vec!["--dir", dir.path()];
+    args.extend_from_slice(extra);
+    ServerProcess::ferrokv(&args)
+}
+
+fn redis_in(dir: &Dir) -> ServerProcess {
+    ServerProcess::redis(&["--dir", dir.path(), "--dbfilename", "dump.rdb"])
+}
+
+fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&[u8]]) -> T {
+    let mut c = redis::cmd(std::str::from_utf8(args[0]).expect("ascii command"));
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+        .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(args[0])))
+}
+
+fn err_of(con: &mut redis::Connection, args: &[&[u8]]) -> String {
+    let mut c = redis::cmd(std::str::from_utf8(args[0]).expect("ascii command"));
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    match c.query::<Value>(con) {
+        Ok(v) => panic!("expected an error, got {v:?}"),
+        Err(e) => {
+            let code = e.code().unwrap_or("").to_string();
+            let detail = e.detail().unwrap_or("").to_string();
+            format!("{code} {detail}").trim().to_string()
+        }
+    }
+}
+
+/// Strings in every RDB encoding: int8/16/32 and beyond, short, long
+/// compressible (LZF) and incompressible, binary, empty; TTLs; two
+/// databases.
+fn fill(con: &mut redis::Connection) {
+    let mut noise = Vec::new();
+    let mut x = 0x9e37_79b9_u32;
+    for _ in 0..3000 {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        noise.push(x as u8);
+    }
+    let values: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"i8".to_vec(), b"-7".to_vec()),
+        (b"i16".to_vec(), b"30000".to_vec()),
+        (b"i32".to_vec(), b"-2000000000".to_vec()),
+        (b"i64".to_vec(), b"9223372036854775807".to_vec()),
+        (b"lead0".to_vec(), b"007".to_vec()),
+        (b"empty".to_vec(), b"".to_vec()),
+        (b"short".to_vec(), b"hello world".to_vec()),
+        (b"twenty1".to_vec(), b"abcdefghijabcdefghija".to_vec()),
+        (b"long".to_vec(), b"ab".repeat(2000)),
+        (b"noise".to_vec(), noise.clone()),
+        (b"bin\x00\xff key".to_vec(), b"\x00\x01\x02\xfe".to_vec()),
+        (vec![b'k'; 300], b"long key".to_vec()),
+    ];
+    for (k, v) in &values {
+        let _: () = q(con, &[b"SET", k, v]);
+    }
+    let _: () = q(con, &[b"APPEND", b"appended", b"grown"]);
+    let _: () = q(con, &[b"SET", b"ttl", b"v", b"PX", b"100000000"]);
+    let _: () = q(con, &[b"SET", b"ttl-int", b"5", b"EX", b"500000"]);
+    let _: () = q(con, &[b"SELECT", b"5"]);
+    let _: () = q(con, &[b"SET", b"in-db-5", b"x", b"PX", b"90000000"]);
+    let _: () = q(con, &[b"SET", b"in-db-5-long", &noise[..500]]);
+    let _: () = q(con, &[b"SELECT", b"0"]);
+    // Sorted sets: listpack (small) and skiplist (many members, or a long
+    // member), integer-like and odd scores, a TTL.
+    let _: () = q(
+        con,
+        &[
+            b"ZADD", b"zsmall", b"1", b"a", b"-2.5", b"b", b"inf", b"c", b"7", b"12345",
+        ],
+    );
+    let _: () = q(con, &[b"ZADD", b"zlong", b"1", &[b'm'; 100]]);
+    let _: () = q(con, &[b"PEXPIRE", b"zlong", b"80000000"]);
+    for i in 0..300 {
+        let m = format!("member:{i}");
+        let _: () = q(
+            con,
+            &[
+                b"ZADD",
+                b"zbig",
+                format!("{}", i as f64 / 3.0).as_bytes(),
+                m.as_bytes(),
+            ],
+        );
+    }
+    // Lists, sets and hashes in both of their encodings, with a TTL.
+    let _: () = q(con, &[b"RPUSH", b"lsmall", b"a", b"12", b"-3", b""]);
+    let _: () = q(con, &[b"RPUSH", b"lbig", &noise[..2000], b"x"]);
+    let _: () = q(con, &[b"PEXPIRE", b"lbig", b"70000000"]);
+    let _: () = q(
+        con,
+        &[b"SADD", b"sints", b"3", b"-70000", b"5000000000", b"1"],
+    );
+    let _: () = q(con, &[b"SADD", b"swords", b"a", b"b", &[b'c'; 100]]);
+    let _: () = q(con, &[b"HSET", b"hsmall", b"f", b"v", b"n", b"12"]);
+    let _: () = q(con, &[b"HSET", b"hbig", b"f", &[b'v'; 100]]);
+    for i in 0..700 {
+        let m = format!("{i}");
+        let _: () = q(con, &[b"RPUSH", b"lmany", m.as_bytes()]);
+        let _: () = q(con, &[b"SADD", b"smany", m.as_bytes()]);
+        let _: () = q(con, &[b"HSET", b"hmany", m.as_bytes(), b"v"]);
+    }
+    for i in 0..500 {
+        let k = format!("many:{i}");
+        let _: () = q(
+            con,
+            &[b"SET", k.as_bytes(), format!("{}", i * 1000).as_bytes()],
+        );
+    }
+}
+
+/// Every key of databases 0..8 with its value, encoding and expiry time.
+type Snapshot = Vec<(i64, Vec<u8>, Vec<u8>, String, i64)>;
+
+fn snapshot(con: &mut redis::Connection) -> Snapshot {
+    let mut out = Vec::new();
+    for db in 0..8i64 {
+        let _: () = q(con, &[b"SELECT", db.to_string().as_bytes()]);
+        let mut keys: Vec<Vec<u8>> = q(con, &[b"KEYS", b"*"]);
+        keys.sort();
+        for k in keys {
+            let ty: String = q(con, &[b"TYPE", &k]);
+            let v: Vec<u8> = match ty.as_str() {
+                "zset" => {
+                    let items: Vec<Vec<u8>> = q(con, &[b"ZRANGE", &k, b"0", b"-1", b"WITHSCORES"]);
+                    items.join(&b"|"[..])
+                }
+                "list" => {
+                    let items: Vec<Vec<u8>> = q(con, &[b"LRANGE", &k, b"0", b"-1"]);
+                    items.join(&b"|"[..])
+                }
+                "set" => {
+                    let mut items: Vec<Vec<u8>> = q(con, &[b"SMEMBERS", &k]);
+                    items.sort();
+                    items.join(&b"|"[..])
+                }
+                "hash" => {
+                    let flat: Vec<Vec<u8>> = q(con, &[b"HGETALL", &k]);
+                    let mut pairs: Vec<Vec<u8>> =
+                        flat.chunks(2).map(|p| p.join(&b"="[..])).collect();
+                    pairs.sort();
+                    pairs.join(&b"|"[..])
+                }
+                _ => q(con, &[b"GET", &k]),
+            };
+            let enc: String = q(con, &[b"OBJECT", b"ENCODING", &k]);
+            let at: i64 = q(con, &[b"PEXPIRETIME", &k]);
+            out.push((db, k, v, enc, at));
+        }
+    }
+    let _: () = q(con, &[b"SELECT", b"0"]);
+    out
+}
+
+#[test]
+fn ferrokv_dump_loads_into_redis_and_passes_redis_check_rdb() {
+    let dir = Dir::new("f2r");
+    let f = ferrokv_in(&dir, &[]);
+    let mut fc = f.connection();
+    fill(&mut fc);
+    let before = snapshot(&mut fc);
+    let _: () = q(&mut fc, &[b"SAVE"]);
+    let out = Command::new("redis-check-rdb")
+        .arg(dir.file())
+        .output()
+        .expect("run redis-check-rdb (apt-get install redis-tools)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("RDB looks OK"),
+        "{text}"
+    );
+    let r = redis_in(&dir);
+    let mut rc = r.connection();
+    assert_eq!(snapshot(&mut rc), before);
+    // Uncompressed, without a checksum: still valid for Redis.
+    let dir2 = Dir::new("f2r-plain");
+    let f2 = ferrokv_in(&dir2, &["--rdbcompression", "no", "--rdbchecksum", "no"]);
+    let mut fc2 = f2.connection();
+    fill(&mut fc2);
+    let _: () = q(&mut fc2, &[b"SAVE"]);
+    let r2 = redis_in(&dir2);
+    assert_eq!(snapshot(&mut r2.connection()), snapshot(&mut fc2));
+}
+
+#[test]
+fn redis_dump_loads_into_ferrokv() {
+    let dir = Dir::new("r2f");
+    let r = redis_in(&dir);
+    let mut rc = r.connection();
+    fill(&mut rc);
+    let _: () = q(&mut rc, &[b"SAVE"]);
+    let expected = snapshot(&mut rc);
+    let f = ferrokv_in(&dir, &[]);
+    assert_eq!(snapshot(&mut f.connection()), expected);
+}
+
+#[test]
+fn dump_and_restore_cross_servers() {
+    let r = ServerProcess::redis(&[]);
+    let f = ServerProcess::ferrokv(&[]);
+    let (mut rc, mut fc) = (r.connection(), f.connection());
+    fill(&mut rc);
+    fill(&mut fc);
+    let keys: Vec<Vec<u8>> = q(&mut rc, &[b"KEYS", b"*"]);
+    for k in &keys {
+        let from_redis: Vec<u8> = q(&mut rc, &[b"DUMP", k]);
+        let from_ferrokv: Vec<u8> = q(&mut fc, &[b"DUMP", k]);
+        // Same encoder choices: the payloads are byte-identical except where
+        // LZF output may differ; both must restore on the other side.
+        let target = [k.as_slice(), b"-copy"].concat();
+        let _: () = q(&mut fc, &[b"RESTORE", &target, b"0", &from_redis]);
+        let _: () = q(&mut rc, &[b"RESTORE", &target, b"0", &from_ferrokv]);
+        let ty: String = q(&mut rc, &[b"TYPE", k]);
+        let get_all = |con: &mut redis::Connection, key: &[u8]| -> Vec<Vec<u8>> {
+            match ty.as_str() {
+                "zset" => q(con, &[b"ZRANGE", key, b"0", b"-1", b"WITHSCORES"]),
+                "list" => q(con, &[b"LRANGE", key, b"0", b"-1"]),
+                "set" => {
+                    let mut m: Vec<Vec<u8>> = q(con, &[b"SMEMBERS", key]);
+                    m.sort();
+                    m
+                }
+                "hash" => {
+                    let flat: Vec<Vec<u8>> = q(con, &[b"HGETALL", key]);
+                    let mut pairs: Vec<Vec<u8>> = flat.chunks(2).map(|p| p.concat()).collect();
+                    pairs.sort();
+                    pairs
+                }
+                _ => vec![q(con, &[b"GET", key])],
+            }
+        };
+        let a = get_all(&mut fc, &target);
+        let b = get_all(&mut rc, &target);
+        let orig = get_all(&mut rc, k);
+        assert_eq!(a, orig);
+        assert_eq!(b, orig);
+        let ea: String = q(&mut fc, &[b"OBJECT", b"ENCODING", &target]);
+        let eb: String = q(&mut rc, &[b"OBJECT", b"ENCODING", &target]);
+        assert_eq!(ea, eb, "{}", String::from_utf8_lossy(k));
+    }
+    let good: Vec<u8> = q(&mut rc, &[b"DUMP", b"short"]);
+    let mut bad_crc = good.clone();
+    *bad_crc.last_mut().unwrap() ^= 0x55;
+    let mut newer = good.clone();
+    let n = newer.len();
+    newer[n - 10] = 11;
+    let cases: Vec<Vec<&[u8]>> = vec![
+        vec![b"RESTORE", b"short", b"0", &good],
+        vec![b"RESTORE", b"x", b"-1", &good],
+        vec![b"RESTORE", b"x", b"abc", &good],
+        vec![b"RESTORE", b"x", b"0", &bad_crc],
+        vec![b"RESTORE", b"x", b"0", &newer],
+        vec![b"RESTORE", b"x", b"0", b"short"],
+        vec![b"RESTORE", b"x", b"0", &good, b"IDLETIME", b"-1"],
+        vec![b"RESTORE", b"x", b"0", &good, b"FREQ", b"256"],
+        vec![
+            b"RESTORE",
+            b"x",
+            b"0",
+            &good,
+            b"FREQ",
+            b"1",
+            b"IDLETIME",
+            b"2",
+        ],
+        vec![b"RESTORE", b"x", b"0", &good, b"bogus"],
+    ];
+    for c in &cases {
+        assert_eq!(err_of(&mut fc, c), err_of(&mut rc, c), "{:?}", c[4..].len());
+    }
+    // A valid footer over a body that does not decode.
+    let body = [0x00u8, 0x45, 0x0a, 0x00];
+    let crc = ferrokv::persist::crc64::update(0, &body);
+    let mut bogus = body.to_vec();
+    bogus.extend_from_slice(&crc.to_le_bytes());
+    let c: Vec<&[u8]> = vec![b"RESTORE", b"y", b"0", &bogus];
+    assert_eq!(err_of(&mut fc, &c), "ERR Bad data format");
+    assert_eq!(err_of(&mut rc, &c), "ERR Bad data format");
+    // TTLs, ABSTTL, REPLACE, and a TTL already past.
+    for con in [&mut fc, &mut rc] {
+        let _: () = q(con, &[b"RESTORE", b"t1", b"100000", &good]);
+        let pttl: i64 = q(con, &[b"PTTL", b"t1"]);
+        assert!(pttl > 99_000 && pttl <= 100_000);
+        let _: () = q(
+            con,
+            &[b"RESTORE", b"t1", b"1", &good, b"REPLACE", b"ABSTTL"],
+        );
+        let gone: i64 = q(con, &[b"EXISTS", b"t1"]);
+        assert_eq!(gone, 0);
+        let _: () = q(con, &[b"RESTORE", b"t2", b"0", &good, b"IDLETIME", b"1000"]);
+        let idle: i64 = q(con, &[b"OBJECT", b"IDLETIME", b"t2"]);
+        assert!((1000..1003).contains(&idle), "{idle}");
+        let missing: Option<Vec<u8>> = q(con, &[b"DUMP", b"no-such-key"]);
+        assert_eq!(missing, None);
+    }
+}
+
+/// Starts ferrokv on `dir` expecting it to refuse: returns its stderr.
+fn start_fails(dir: &Dir) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrokv"))
+        .args(["--port", &common::free_port().to_string(), "--dir"])
+        .arg(dir.path())
+        .args(["--save", ""])
+        .output()
+        .expect("run ferrokv");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn restart_keeps_data_and_damaged_files_stop_start_up() {
+    let dir = Dir::new("restart");
+    let expected = {
+        let mut f = ferrokv_in(&dir, &[]);
+        let mut c = f.connection();
+        fill(&mut c);
+        let s = snapshot(&mut c);
+        let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<Value>(&mut c);
+        assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(0));
+        s
+    };
+    {
+        let f = ferrokv_in(&dir, &[]);
+        assert_eq!(snapshot(&mut f.connection()), expected);
+        let info: String = q(&mut f.connection(), &[b"INFO", b"persistence"]);
+        assert!(info.contains(&format!("rdb_last_load_keys_loaded:{}", expected.len())));
+    }
+    let good = std::fs::read(dir.file()).expect("dump written");
+    // Truncated anywhere: a message naming the offset, exit code 1.
+    for cut in [5, 9, 40, good.len() / 2, good.len() - 9, good.len() - 1] {
+        std::fs::write(dir.file(), &good[..cut]).expect("write");
+        let err = start_fails(&dir);
+        assert!(
+            err.contains("Bad RDB file") && err.contains("offset"),
+            "{err}"
+        );
+    }
+    // One flipped byte in a value: the checksum catches it.
+    let mut bad = good.clone();
+    let at = bad.len() - 20;
+    bad[at] ^= 0x20;
+    std::fs::write(dir.file(), &bad).expect("write");
+    let err = start_fails(&dir);
+    assert!(
+        err.contains("Bad RDB file") && err.contains("offset"),
+        "{err}"
+    );
+    // SIGTERM saves when save points are configured.
+    std::fs::write(dir.file(), &good).expect("write");
+    let mut f = ferrokv_in(&dir, &["--save", "3600 1"]);
+    let _: () = q(&mut f.connection(), &[b"SET", b"after-restart", b"1"]);
+    // Safety: plain kill(2) on our own child.
+    unsafe { libc::kill(f.pid() as i32, libc::SIGTERM) };
+    assert_eq!(f.wait_exit(Duration::from_secs(10)), Some(0));
+    let f = ferrokv_in(&dir, &[]);
+    let v: Option<String> = q(&mut f.connection(), &[b"GET", b"after-restart"]);
+    assert_eq!(v.as_deref(), Some("1"));
+}
+
+fn info_field(con: &mut redis::Connection, name: &str) -> String {
+    let info: String = q(con, &[b"INFO", b"persistence"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn wait_bgsave(con: &mut redis::Connection) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while info_field(con, "rdb_bgsave_in_progress") != "0" {
+        assert!(Instant::now() < deadline, "BGSAVE did not finish");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The snapshot is the keyspace at the instant BGSAVE ran. One connection
+/// increments 1000 counters round-robin and issues BGSAVE between two of
+/// its own INCRs, so the value of every counter at that instant is known
+/// exactly; it then keeps incrementing (and deleting filler keys) until the
+/// save is done, while other connections write elsewhere.
+#[test]
+fn bgsave_is_a_point_in_time_snapshot_under_concurrent_writes() {
+    let dir = Dir::new("bgsave");
+    let f = ferrokv_in(&dir, &[]);
+    let mut c = f.connection();
+    const COUNTERS: usize = 1000;
+    const FILLER: usize = 100_000;
+    for chunk in (0..FILLER).collect::<Vec<_>>().chunks(1000) {
+        let mut cmd = redis::cmd("MSET");
+        for i in chunk {
+            cmd.arg(format!("filler:{i}")).arg(format!("{i:0>60}"));
+        }
+        let _: () = cmd.query(&mut c).expect("MSET");
+    }
+    let mut done = 0usize; // increments issued so far
+    let incr = |c: &mut redis::Connection, n: usize, done: &mut usize| {
+        let mut p = redis::pipe();
+        for _ in 0..n {
+            p.cmd("INCR")
+                .arg(format!("ctr:{}", *done % COUNTERS))
+                .ignore();
+            *done += 1;
+        }
+        let _: () = p.query(c).expect("INCR batch");
+    };
+    incr(&mut c, 2 * COUNTERS + 337, &mut done);
+    let at_bgsave = done;
+    let started: String = q(&mut c, &[b"BGSAVE"]);
+    assert_eq!(started, "Background saving started");
+    let others: Vec<_> = (0..2)
+        .map(|t| {
+            let mut oc = f.connection();
+            std::thread::spawn(move || {
+                for i in 0..3000 {
+                    let _: () = redis::cmd("SET")
+                        .arg(format!("other:{t}:{i}"))
+                        .arg(i)
+                        .query(&mut oc)
+                        .expect("SET");
+                }
+            })
+        })
+        .collect();
+    let mut deleted = 0;
+    while info_field(&mut c, "rdb_bgsave_in_progress") == "1" {
+        incr(&mut c, 500, &mut done);
+        let _: () = q(&mut c, &[b"DEL", format!("filler:{deleted}").as_bytes()]);
+        deleted += 1;
+    }
+    for t in others {
+        t.join().expect("writer thread");
+    }
+    assert!(done > at_bgsave, "no write overlapped the save");
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    // Writers got to shards before the saver did, and copied them.
+    let copied: u64 = info_field(&mut c, "rdb_last_cow_size").parse().unwrap_or(0);
+    assert!(copied > 0, "the copy-on-write path never ran");
+    // Load the dump into a fresh server.
+    let copy = Dir::new("bgsave-load");
+    std::fs::copy(dir.file(), copy.file()).expect("copy dump");
+    let g = ferrokv_in(&copy, &[]);
+    let mut gc = g.connection();
+    for i in 0..COUNTERS {
+        let expected = at_bgsave / COUNTERS + usize::from(i < at_bgsave % COUNTERS);
+        let v: Option<usize> = q(&mut gc, &[b"GET", format!("ctr:{i}").as_bytes()]);
+        assert_eq!(v, Some(expected).filter(|&n| n > 0), "ctr:{i}");
+    }
+    let fillers: Vec<String> = q(&mut gc, &[b"KEYS", b"filler:*"]);
+    assert_eq!(fillers.len(), FILLER, "deleted {deleted} during the save");
+    let others: Vec<String> = q(&mut gc, &[b"KEYS", b"other:*"]);
+    assert!(
+        others.is_empty(),
+        "{} writes after BGSAVE leaked in",
+        others.len()
+    );
+}
+
+#[test]
+fn failing_saves_turn_writes_away_until_saving_works() {
+    let dir = Dir::new("misconf");
+    let gone = Dir::new("misconf-gone");
+    let f = ferrokv_in(&gone, &["--save", "3600 1"]);
+    let mut c = f.connection();
+    // The server's working directory vanishes: no file can be created.
+    std::fs::remove_dir_all(&gone.0).expect("remove dir");
+    let _: () = q(&mut c, &[b"SET", b"k", b"v"]);
+    let _: String = q(&mut c, &[b"BGSAVE"]);
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "err");
+    let misconf = "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk. Commands that may modify the data set are disabled, because this instance is configured to report errors during writes if RDB snapshotting fails (stop-writes-on-bgsave-error option). Please check the Redis logs for details about the RDB error.";
+    assert_eq!(err_of(&mut c, &[b"SET", b"k", b"w"]), misconf);
+    assert_eq!(err_of(&mut c, &[b"PING"]), misconf);
+    let v: String = q(&mut c, &[b"GET", b"k"]);
+    assert_eq!(v, "v");
+    assert_eq!(err_of(&mut c, &[b"SAVE"]), "ERR");
+    // Fixed: a good directory, a successful save, writes accepted again.
+    let _: () = q(&mut c, &[b"CONFIG", b"SET", b"dir", dir.path().as_bytes()]);
+    let _: String = q(&mut c, &[b"BGSAVE"]);
+    wait_bgsave(&mut c);
+    assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
+    let _: () = q(&mut c, &[b"SET", b"k", b"w"]);
+    assert!(Path::new(&dir.file()).exists());
+    assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
+    // stop-writes-on-bgsave-error no: failures no longer block writes.
+    let _: () = q(
+        &mut c,
+        &[b"CONFIG", b"SET", b"stop-writes-on-bgsave-error", b"no"],
+    );
+    let _: () = q(&mut c, &[b"SET", b"k", b"x"]);
+}
+
+#[test]
+fn save_commands_reply_as_redis() {
+    let dir = Dir::new("cmds");
+    let f = ferrokv_in(&dir, &[]);
+    let mut c = f.connection();
+    let before: i64 = q(&mut c, &[b"LASTSAVE"]);
+    std::thread::sleep(Duration::from_millis(1100));
+    let _: () = q(&mut c, &[b"SAVE"]);
+    let after: i64 = q(&mut c, &[b"LASTSAVE"]);
+    assert!(after > before);
+    assert_eq!(err_of(&mut c, &[b"BGSAVE", b"x"]), "ERR syntax error");
+    let s: String = q(&mut c, &[b"BGSAVE", b"SCHEDULE"]);
+    assert_eq!(s, "Background saving started");
+    wait_bgsave(&mut c);
+    let replies: Vec<Value> = redis::pipe()
+        .atomic()
+        .cmd("BGSAVE")
+        .query(&mut c)
+        .expect("MULTI BGSAVE EXEC");
+    assert_eq!(
+        replies,
+        vec![Value::SimpleString("Background saving scheduled".into())]
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while info_field(&mut c, "rdb_saves") != "3" {
+        assert!(Instant::now() < deadline, "scheduled BGSAVE never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let policy: Vec<String> = q(&mut c, &[b"CONFIG", b"GET", b"save"]);
+    assert_eq!(policy, vec!["save".to_string(), String::new()]);
+    let _: () = q(&mut c, &[b"CONFIG", b"SET", b"save", b"100 5 200 6"]);
+    let policy: Vec<String> = q(&mut c, &[b"CONFIG", b"GET", b"save"]);
+    assert_eq!(policy[1], "100 5 200 6");
+}
