@@ -120,6 +120,9 @@ pub struct Registry {
     clients: Mutex<BTreeMap<u64, Arc<ClientShared>>>,
     next_id: AtomicU64,
     pause: Mutex<Option<(PauseMode, i64)>>,
+    /// Whether `pause` may hold a pause: every command checks it, so the
+    /// check must not take a lock shared by all event loops.
+    pausing: AtomicBool,
     pub unpaused: Notify,
 }
 
@@ -182,20 +185,26 @@ impl Registry {
         };
         let until = p.map(|(_, end)| end.max(until_ms)).unwrap_or(until_ms);
         *p = Some((mode, until));
+        self.pausing.store(true, Relaxed);
     }
 
     pub fn unpause(&self) {
         *self.pause.lock() = None;
+        self.pausing.store(false, Relaxed);
         self.unpaused.notify_waiters();
     }
 
     /// When a command with `write` semantics (or any, for pause ALL) must
     /// wait: the pause's end in ms, or None.
     pub fn paused_until(&self, write: bool) -> Option<i64> {
+        if !self.pausing.load(Relaxed) {
+            return None;
+        }
         let mut p = self.pause.lock();
         match *p {
             Some((_, end)) if end <= crate::now_ms() => {
                 *p = None;
+                self.pausing.store(false, Relaxed);
                 None
             }
             Some((PauseMode::All, end)) => Some(end),

@@ -334,7 +334,7 @@ pub fn reply_string(ctx: &mut Ctx<'_>, v: ValueRef<'_>) -> Result<(), CmdError> 
 /// when short, `raw` otherwise, never `int`.
 fn embstr_or_raw(bytes: Vec<u8>) -> Value {
     if bytes.len() <= EMBSTR_MAX {
-        Value::Emb(bytes)
+        Value::Emb(bytes.into())
     } else {
         Value::raw(bytes)
     }

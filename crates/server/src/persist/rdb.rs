@@ -977,7 +977,9 @@ mod tests {
             payload,
             [0x00, 0x01, b'v', 0x0a, 0x00, 0x91, 0x08, 0xce, 0xb2, 0x19, 0x38, 0x8a, 0xce]
         );
-        assert!(matches!(restore(&payload, DEFAULT_ENCODINGS), Ok(Value::Emb(v)) if v == b"v"));
+        assert!(
+            matches!(restore(&payload, DEFAULT_ENCODINGS), Ok(Value::Emb(v)) if v.as_slice() == b"v")
+        );
     }
 
     #[test]

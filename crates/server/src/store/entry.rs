@@ -34,12 +34,17 @@ const KIND_MASK: u8 = 0b11;
 const HAS_EXPIRY: u8 = 0b100;
 const HEADER: usize = 12;
 
+/// The bytes of an embedded string on their way into an entry.
+pub type Embedded = smallvec::SmallVec<[u8; EMBSTR_MAX]>;
+
 /// A value to store, before it is laid out in an entry.
 #[derive(Debug)]
 pub enum Value {
     Int(i64),
     /// A string of at most [`EMBSTR_MAX`] bytes, embedded in the entry.
-    Emb(Vec<u8>),
+    /// Held inline until then, so that writing a short string costs no
+    /// allocation besides the entry's own.
+    Emb(Embedded),
     Obj(Box<Object>),
 }
 
@@ -54,7 +59,7 @@ impl Value {
             }
         }
         if bytes.len() <= EMBSTR_MAX {
-            Value::Emb(bytes.to_vec())
+            Value::Emb(Embedded::from_slice(bytes))
         } else {
             Value::Obj(Box::new(Object::Raw(bytes.to_vec())))
         }
@@ -97,7 +102,7 @@ impl ValueRef<'_> {
     pub fn to_value(&self) -> Value {
         match self {
             ValueRef::Int(n) => Value::Int(*n),
-            ValueRef::Emb(b) => Value::Emb(b.to_vec()),
+            ValueRef::Emb(b) => Value::Emb(Embedded::from_slice(b)),
             ValueRef::Obj(o) => Value::Obj(Box::new((*o).clone())),
         }
     }
@@ -325,7 +330,7 @@ impl Entry {
     fn take_value(&mut self) -> Value {
         match self.value() {
             ValueRef::Int(n) => Value::Int(n),
-            ValueRef::Emb(b) => Value::Emb(b.to_vec()),
+            ValueRef::Emb(b) => Value::Emb(Embedded::from_slice(b)),
             ValueRef::Obj(_) => {
                 // Safety: ownership of the box passes to the returned value;
                 // the tag is rewritten so that drop does not free it again
@@ -411,7 +416,7 @@ mod tests {
         let long = vec![b'x'; 300];
         for (value, expiry) in [
             (Value::Int(-42), None),
-            (Value::Emb(b"hello".to_vec()), Some(1234)),
+            (Value::Emb(Embedded::from_slice(b"hello")), Some(1234)),
             (Value::raw(long.clone()), Some(i64::MAX)),
         ] {
             let key = vec![7u8; 200];
@@ -441,7 +446,7 @@ mod tests {
     fn small_entries_are_small() {
         let e = Entry::new(
             b"key:000000000001",
-            Value::Emb(b"xxxxxxxxxx".to_vec()),
+            Value::Emb(Embedded::from_slice(b"xxxxxxxxxx")),
             None,
             0,
         );

@@ -102,7 +102,7 @@ fn pairs(buf: &[u8]) -> impl Iterator<Item = PackedPair<'_>> {
 /// A field's block in the table: the field as key, the value embedded
 /// whatever its length, since hash values are replaced, never grown.
 fn field_entry(field: &[u8], value: &[u8]) -> Entry {
-    Entry::new(field, Value::Emb(value.to_vec()), None, 0)
+    Entry::new(field, Value::Emb(value.into()), None, 0)
 }
 
 fn entry_value(e: &Entry) -> &[u8] {

@@ -86,15 +86,31 @@ impl Shard {
         }
     }
 
-    fn insert(&mut self, h: u64, key: &[u8], entry: Entry) -> Option<Entry> {
+    /// Stores `entry` under `key`, replacing a live entry (returned) in
+    /// place; an expired one is reclaimed first and reported in `expired`,
+    /// never passed off as a previous value. One table lookup either way.
+    fn insert(
+        &mut self,
+        h: u64,
+        key: &[u8],
+        entry: Entry,
+        now: i64,
+        expired: &mut Vec<Entry>,
+    ) -> Option<Entry> {
         self.account(&entry, true);
-        match self.dict.get_mut(h, key) {
-            Some(slot) => {
+        match self.dict.lookup(h, key, now) {
+            Lookup::Live(slot) => {
                 let old = slot.replace(entry);
                 self.account(&old, false);
                 Some(old)
             }
-            None => {
+            Lookup::Expired(e) => {
+                self.account(&e, false);
+                expired.push(e);
+                self.dict.insert(h, entry);
+                None
+            }
+            Lookup::Missing => {
                 self.dict.insert(h, entry);
                 None
             }
@@ -484,9 +500,7 @@ impl<'a> Locked<'a> {
         let clock = self.clock;
         let now = self.now;
         let (shard, h, expired) = self.shard(db, key);
-        // A stale expired entry must not pass for a live previous value.
-        let _ = shard.get(h, key, now, expired);
-        shard.insert(h, key, Entry::new(key, value, expiry, clock))
+        shard.insert(h, key, Entry::new(key, value, expiry, clock), now, expired)
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
