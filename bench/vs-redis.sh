@@ -16,6 +16,8 @@
 #   -N N          requests per pipelined run             (BENCH_N_PIPELINED, default 1000000)
 #   -r N          keyspace for __rand_int__ keys         (BENCH_KEYSPACE, default 100000)
 #   -t LIST       tests, comma separated                 (BENCH_TESTS, default set,get,incr,mset)
+#                 redis-benchmark built-ins (lpush, sadd, zadd ...) and zrange,
+#                 evalsha, publish1, publish100 (PUBLISH with 1 or 100 subscribers)
 #   -P LIST       pipeline depths, comma separated       (BENCH_PIPELINES, default 1,16)
 #   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
 #   -m N          keys loaded for the memory section, 0 skips it (BENCH_MEM_KEYS, default 1000000)
@@ -155,12 +157,58 @@ cpu_ticks() {
     awk '{ print $12 + $13 }' <<<"$stat"
 }
 
+# Tests that are not redis-benchmark built-ins: the command each runs.
+# evalsha's script is loaded (and its SHA filled in) by prepare().
+custom_cmd() {
+    case $1 in
+        zrange) echo "ZRANGE bench:zset 0 9" ;;
+        evalsha) echo "EVALSHA $SCRIPT_SHA 1 key:__rand_int__" ;;
+        publish | publish1 | publish100) echo "PUBLISH bench:channel hello" ;;
+        *) return 1 ;;
+    esac
+}
+
 # redis-benchmark's CSV test name for a -t name.
 csv_name() {
     case $1 in
         mset) echo "MSET (10 keys)" ;;
-        *) echo "${1^^}" ;;
+        *) custom_cmd "$1" || echo "${1^^}" ;;
     esac
+}
+
+SUBSCRIBERS=()
+SCRIPT_SHA=""
+# Data and subscribers a custom test needs on the server at PORT.
+prepare() {
+    local port=$1 test=$2 i
+    case $test in
+        zrange)
+            for i in $(seq 0 99); do echo "ZADD bench:zset $i member:$i"; done |
+                redis-cli -p "$port" >/dev/null
+            ;;
+        evalsha)
+            SCRIPT_SHA=$(redis-cli -p "$port" SCRIPT LOAD "return redis.call('INCR', KEYS[1])")
+            ;;
+        publish1 | publish100)
+            local n=${test#publish}
+            for ((i = 0; i < n; i++)); do
+                redis-cli -p "$port" SUBSCRIBE bench:channel >/dev/null &
+                SUBSCRIBERS+=($!)
+            done
+            # Until every subscriber is in, PUBLISH would reach fewer.
+            while [[ $(redis-cli -p "$port" PUBSUB NUMSUB bench:channel | tail -1) -lt $n ]]; do
+                sleep 0.05
+            done
+            ;;
+    esac
+}
+
+unprepare() {
+    if ((${#SUBSCRIBERS[@]})); then
+        kill "${SUBSCRIBERS[@]}" 2>/dev/null || true
+        wait "${SUBSCRIBERS[@]}" 2>/dev/null || true
+    fi
+    SUBSCRIBERS=()
 }
 
 # Whether the server knows the command a test sends. redis-benchmark counts
@@ -169,6 +217,9 @@ supports() {
     local port=$1 test=$2 probe
     case $test in
         ping*) probe=(PING) ;;
+        zrange) probe=(ZCARD __vs_redis_probe__) ;;
+        evalsha) probe=(SCRIPT EXISTS 0) ;;
+        publish*) probe=(PUBLISH __vs_redis_probe__ x) ;;
         get) probe=(GET __vs_redis_probe__) ;;
         set | mset) probe=("${test^^}" __vs_redis_probe__ x) ;;
         *) probe=("${test^^}" __vs_redis_probe__) ;;
@@ -185,10 +236,16 @@ run_bench() {
         echo "unsupported -"
         return
     fi
+    prepare "$port" "$test"
+    local what=(-t "$test") cmd
+    if cmd=$(custom_cmd "$test"); then
+        read -ra what <<<"$cmd"
+    fi
     before=$(cpu_ticks "$pid")
     out=$(redis-benchmark -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
-        -P "$pipeline" -t "$test" --csv 2>&1) || true
+        -P "$pipeline" --csv "${what[@]}" 2>&1) || true
     after=$(cpu_ticks "$pid")
+    unprepare
     # Header line first, then one quoted line per test; match ours by name
     # so warnings or extra lines do not confuse the parse.
     rps=$(awk -F'","' -v name="$(csv_name "$test")" '
@@ -225,7 +282,7 @@ start_ferrokv() {
     local extra=()
     [[ $threads != default ]] && extra=(--server-threads "$threads")
     start_server "ferrokv-$port" "$port" "$FERROKV" --port "$port" --bind 127.0.0.1 \
-        --dir "$WORK" "${extra[@]}"
+        --dir "$WORK" --save "" "${extra[@]}"
 }
 
 echo "== $(redis-server --version | awk '{print $1, $2, $3}'), $("$FERROKV" --version)"
@@ -257,7 +314,9 @@ for shape in "${shape_list[@]}"; do
             [[ $p -gt 1 ]] && requests=$NP
             read -r r_rps r_cpu <<<"$(run_bench "$rpid" "$rport" "$test" "$p" "$requests")"
             read -r f_rps f_cpu <<<"$(run_bench "$fpid" "$fport" "$test" "$p" "$requests")"
-            printf "%-16s %3s %12s %12s %7s %14s %14s\n" "$(csv_name "$test")" "$p" "$r_rps" \
+            label=$(csv_name "$test")
+            custom_cmd "$test" >/dev/null && label=${test^^}
+            printf "%-16s %3s %12s %12s %7s %14s %14s\n" "$label" "$p" "$r_rps" \
                 "$f_rps" "$(ratio "$f_rps" "$r_rps")" "$r_cpu" "$f_cpu"
         done
     done
