@@ -267,19 +267,6 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
-/// Runs `f` with the shards of `keys` locked, then releases them through
-/// `Ctx::finish` whatever `f` returned.
-fn with_keys<'a, T>(
-    ctx: &mut Ctx<'a>,
-    keys: &[&[u8]],
-    f: impl FnOnce(&mut Ctx<'a>, &mut Locked<'a>) -> Result<T, CmdError>,
-) -> Result<T, CmdError> {
-    let mut locked = ctx.lock(keys);
-    let result = f(ctx, &mut locked);
-    ctx.finish(locked);
-    result
-}
-
 /// The node size directive, read once per command.
 fn fill(ctx: &Ctx<'_>) -> i32 {
     let f = ctx.server.config.list_max_listpack_size.load(Relaxed);
@@ -381,7 +368,7 @@ fn push_generic(
 ) -> Result<(), CmdError> {
     let key = argv[1];
     let fill = fill(ctx);
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         match push_items(locked, key, &argv[2..], end, fill, only_existing)? {
             Some(len) => {
                 ctx.modified(key);
@@ -456,7 +443,7 @@ fn pop_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], end: End) -> Result<(), CmdErr
         None => None,
     };
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let items = match count {
             // The key is looked up (and type-checked) before a zero count
             // gives its empty answer, as in Redis.
@@ -498,7 +485,7 @@ fn rpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// LLEN key: integer, the length (0 when no list).
 fn llen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let e = locked.get(argv[1]);
         let len = read_list(ctx, e.as_ref())?.map_or(0, List::len);
         ctx.reply.int(len as i64);
@@ -509,7 +496,7 @@ fn llen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// LRANGE key start stop: array of the elements in the inclusive range.
 fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (start, stop) = (int(argv[2])?, int(argv[3])?);
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let e = locked.get(argv[1]);
         let Some(list) = read_list(ctx, e.as_ref())? else {
             ctx.reply.array(0);
@@ -529,7 +516,7 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// LINDEX key index: the element (bulk), nil when out of range or no list.
 fn lindex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let e = locked.get(argv[1]);
         let Some(list) = read_list(ctx, e.as_ref())? else {
             ctx.reply.null();
@@ -549,7 +536,7 @@ fn lindex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 fn lset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
     let fill = fill(ctx);
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let mut e = locked.get(key).ok_or(CmdError::NoSuchKey)?;
         let list = as_list(&mut e)?;
         let index = int(argv[2])?;
@@ -574,7 +561,7 @@ fn linsert(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     };
     let (key, pivot, item) = (argv[1], argv[3], argv[4]);
     let fill = fill(ctx);
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(mut e) = locked.get(key) else {
             ctx.reply.int(0);
             return Ok(());
@@ -604,7 +591,7 @@ fn lrem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         (End::Head, count as u64)
     };
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(mut e) = locked.get(key) else {
             ctx.reply.int(0);
             return Ok(());
@@ -626,7 +613,7 @@ fn lrem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 fn ltrim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (start, stop) = (int(argv[2])?, int(argv[3])?);
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(mut e) = locked.get(key) else {
             ctx.reply.ok();
             return Ok(());
@@ -685,7 +672,7 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         rank = rank.wrapping_neg();
     }
     let item = argv[2];
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let e = locked.get(argv[1]);
         let Some(list) = read_list(ctx, e.as_ref())? else {
             match count {
@@ -925,7 +912,7 @@ fn mpop_first(
 /// from the first non-empty list, or a null array.
 fn lmpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let p = parse_mpop(argv, 1)?;
-    with_keys(ctx, p.keys, |ctx, locked| {
+    ctx.with_keys(p.keys, |ctx, locked| {
         if !mpop_first(ctx, locked, &p)? {
             ctx.reply.null_array();
         }

@@ -672,6 +672,19 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `f` with the shards of `keys` locked, then releases them
+    /// through [`finish`](Self::finish) whatever `f` returned.
+    pub fn with_keys<K: AsRef<[u8]>, T>(
+        &mut self,
+        keys: &[K],
+        f: impl FnOnce(&mut Ctx<'a>, &mut crate::store::Locked<'a>) -> Result<T, CmdError>,
+    ) -> Result<T, CmdError> {
+        let mut locked = self.lock(keys);
+        let result = f(self, &mut locked);
+        self.finish(locked);
+        result
+    }
+
     /// Releases a command's locks and reports the keys its lookups found
     /// expired (they were deleted: statistics and watchers must know).
     pub fn finish(&mut self, locked: crate::store::Locked<'_>) {

@@ -225,18 +225,6 @@ fn max_intset(ctx: &Ctx<'_>) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-/// Locks `keys`, runs `f`, and releases the locks whatever `f` returned.
-fn with_locked<K: AsRef<[u8]>>(
-    ctx: &mut Ctx<'_>,
-    keys: &[K],
-    f: impl FnOnce(&mut Ctx<'_>, &mut Locked<'_>) -> Result<(), CmdError>,
-) -> Result<(), CmdError> {
-    let mut locked = ctx.lock(keys);
-    let r = f(ctx, &mut locked);
-    ctx.finish(locked);
-    r
-}
-
 /// How a command looks a key up, as Redis's lookupKeyRead/Write: reads
 /// count keyspace hits and misses.
 #[derive(Clone, Copy, PartialEq)]
@@ -279,7 +267,7 @@ fn reply_set(r: &mut Reply, set: &Set) {
 /// SADD key member [member ...]: the number of members added.
 fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let max = max_intset(ctx);
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let key = argv[1];
         if lookup(ctx, locked, key, Access::Write)?.is_none() {
             let set = Set::for_first(argv[2]);
@@ -303,7 +291,7 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// SREM key member [member ...]: the number of members removed; the key
 /// goes when the set is empty.
 fn srem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let key = argv[1];
         let Some(set) = lookup(ctx, locked, key, Access::Write)? else {
             ctx.reply.int(0);
@@ -331,7 +319,7 @@ fn srem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// SCARD key: the number of members, 0 for no key.
 fn scard(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let n = lookup(ctx, locked, argv[1], Access::Read)?.map_or(0, |s| s.len());
         ctx.reply.int(n as i64);
         Ok(())
@@ -340,7 +328,7 @@ fn scard(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// SISMEMBER key member: 1 when member is in the set, else 0.
 fn sismember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let set = lookup(ctx, locked, argv[1], Access::Read)?;
         let found = set.is_some_and(|s| s.contains(Member::Bytes(argv[2])));
         ctx.reply.int(found as i64);
@@ -350,7 +338,7 @@ fn sismember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// SMISMEMBER key member [member ...]: an array of 1/0, one per member.
 fn smismember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let set = lookup(ctx, locked, argv[1], Access::Read)?;
         ctx.reply.array(argv.len() - 2);
         for m in &argv[2..] {
@@ -378,7 +366,7 @@ fn srandmember(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     if argv.len() == 3 {
         return srandmember_count(ctx, argv);
     }
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let set = lookup(ctx, locked, argv[1], Access::Read)?;
         match set.and_then(|s| s.random(&mut rand::thread_rng())) {
             Some(m) => reply_member(ctx.reply, m),
@@ -395,7 +383,7 @@ fn srandmember_count(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> 
             "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807",
         ));
     }
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let Some(set) = lookup(ctx, locked, argv[1], Access::Read)? else {
             ctx.reply.array(0);
             return Ok(());
@@ -455,7 +443,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         ),
         None => None,
     };
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let key = argv[1];
         let rng = &mut rand::thread_rng();
         let Some(set) = lookup(ctx, locked, key, Access::Write)? else {
@@ -503,7 +491,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 fn smove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (src, dst, member) = (argv[1], argv[2], Member::Bytes(argv[3]));
     let max = max_intset(ctx);
-    with_locked(ctx, &argv[1..3], |ctx, locked| {
+    ctx.with_keys(&argv[1..3], |ctx, locked| {
         if lookup(ctx, locked, src, Access::Write)?.is_none() {
             ctx.reply.int(0);
             return Ok(());
@@ -562,7 +550,7 @@ fn inter_generic(
         _ => Access::Read,
     };
     let max = max_intset(ctx);
-    with_locked(ctx, lock_keys, |ctx, locked| {
+    ctx.with_keys(lock_keys, |ctx, locked| {
         let mut sizes = Vec::with_capacity(keys.len());
         let mut missing = false;
         for key in keys {
@@ -698,7 +686,7 @@ fn union_diff_generic(
         Access::Read
     };
     let max = max_intset(ctx);
-    with_locked(ctx, lock_keys, |ctx, locked| {
+    ctx.with_keys(lock_keys, |ctx, locked| {
         let mut sizes = Vec::with_capacity(keys.len());
         for key in keys {
             sizes.push(lookup(ctx, locked, key, access)?.map(|s| s.len()));
@@ -790,7 +778,7 @@ fn sdiffstore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// member present for the whole scan is returned at least once.
 fn sscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut cursor = parse_cursor(argv[2])?;
-    with_locked(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let Some(set) = lookup(ctx, locked, argv[1], Access::Read)? else {
             ctx.reply.array(2);
             ctx.reply.bulk(b"0");

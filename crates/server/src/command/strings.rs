@@ -367,19 +367,6 @@ fn check_length(ctx: &Ctx<'_>, len: usize, extra: usize) -> Result<(), CmdError>
     }
 }
 
-/// Runs `f` with the shards of `keys` locked, then releases them through
-/// `Ctx::finish` whatever `f` returned.
-fn with_keys<'a, T>(
-    ctx: &mut Ctx<'a>,
-    keys: &[&[u8]],
-    f: impl FnOnce(&mut Ctx<'a>, &mut Locked<'a>) -> Result<T, CmdError>,
-) -> Result<T, CmdError> {
-    let mut locked = ctx.lock(keys);
-    let result = f(ctx, &mut locked);
-    ctx.finish(locked);
-    result
-}
-
 /// Redis's getGenericCommand: replies with the value of `key` or nil and
 /// counts the keyspace hit or miss; WRONGTYPE (after counting the hit) for
 /// other types. Returns whether the key exists.
@@ -513,7 +500,7 @@ fn parse_options<'a>(args: &[&'a [u8]], of: OptionsOf) -> Result<Options<'a>, Cm
 
 /// GET key: bulk string, nil when missing, WRONGTYPE for other types.
 fn get(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         reply_get(ctx, locked, argv[1]).map(drop)
     })
 }
@@ -543,7 +530,7 @@ fn set_generic(
         .expire
         .map(|(unit, arg)| unit.at(arg, now, command))
         .transpose()?;
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         if o.get {
             reply_get(ctx, locked, key)?;
         }
@@ -621,7 +608,7 @@ fn psetex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let o = parse_options(&argv[2..], OptionsOf::GetEx)?;
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(e) = locked.get(key) else {
             ctx.server.stats.hit(false);
             ctx.reply.null();
@@ -663,7 +650,7 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// GETDEL key: the value (or nil), and the key is deleted.
 fn getdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         if reply_get(ctx, locked, key)? {
             locked.remove(key);
             ctx.modified(key);
@@ -677,7 +664,7 @@ fn getdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// and any TTL is dropped.
 fn getset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         reply_get(ctx, locked, key)?;
         let old = locked.set(key, Value::string(argv[2]), None);
         ctx.modified(key);
@@ -694,7 +681,7 @@ fn getset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// for keys of other types.
 fn mget(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let keys = &argv[1..];
-    with_keys(ctx, keys, |ctx, locked| {
+    ctx.with_keys(keys, |ctx, locked| {
         ctx.reply.array(keys.len());
         for key in keys {
             let Some(e) = locked.get(key) else {
@@ -721,7 +708,7 @@ fn mset_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], nx: bool) -> Result<(), CmdEr
         ));
     }
     let keys: Vec<&[u8]> = argv[1..].iter().step_by(2).copied().collect();
-    with_keys(ctx, &keys, |ctx, locked| {
+    ctx.with_keys(&keys, |ctx, locked| {
         if nx && keys.iter().any(|k| locked.get(k).is_some()) {
             ctx.reply.int(0);
             return Ok(());
@@ -759,7 +746,7 @@ fn msetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// it; an existing value becomes `raw` and grows in place, keeping its TTL.
 fn append(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (key, tail) = (argv[1], argv[2]);
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(e) = locked.get(key) else {
             locked.set(key, Value::string(tail), None);
             ctx.modified(key);
@@ -780,7 +767,7 @@ fn append(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 
 /// STRLEN key: the length of the value, 0 when missing.
 fn strlen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let len = match locked.get(argv[1]) {
             Some(e) => {
                 ctx.server.stats.hit(true);
@@ -825,7 +812,7 @@ fn substring(s: &[u8], start: i64, end: i64) -> &[u8] {
 fn getrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let start = int(argv[2])?;
     let end = int(argv[3])?;
-    with_keys(ctx, &argv[1..2], |ctx, locked| {
+    ctx.with_keys(&argv[1..2], |ctx, locked| {
         let Some(e) = locked.get(argv[1]) else {
             ctx.server.stats.hit(false);
             ctx.reply.bulk(b"");
@@ -845,7 +832,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let offset = int(argv[2])?;
     let offset =
         usize::try_from(offset).map_err(|_| CmdError::Static("ERR offset is out of range"))?;
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let Some(e) = locked.get(key) else {
             if patch.is_empty() {
                 ctx.reply.int(0);
@@ -889,7 +876,7 @@ fn setrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// value must be an integer and the result must fit in an i64. The result
 /// is stored as an integer, keeping the key's TTL.
 fn incr_generic(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<(), CmdError> {
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let n = match locked.get(key) {
             Some(e) => {
                 let n = as_str(e.value())?
@@ -943,7 +930,7 @@ fn decrby(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// not a valid float (value or increment), NaN or Infinity, WRONGTYPE.
 fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
-    with_keys(ctx, &[key], |ctx, locked| {
+    ctx.with_keys(&[key], |ctx, locked| {
         let sum = match locked.get(key) {
             Some(e) => {
                 let sum = as_str(e.value())?.with_bytes(|cur| ldouble::incr(Some(cur), argv[2]))?;
@@ -974,7 +961,7 @@ fn incrbyfloat(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// a1], [b0, b1], (len)] ...], len: n}. The strings are copied out so the
 /// quadratic work runs without holding the keys' shards.
 fn lcs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let (a, b) = with_keys(ctx, &argv[1..3], |ctx, locked| {
+    let (a, b) = ctx.with_keys(&argv[1..3], |ctx, locked| {
         // None for a key of another type.
         let mut read = |key: &[u8]| match locked.get(key) {
             Some(e) => {
