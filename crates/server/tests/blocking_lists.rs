@@ -300,3 +300,39 @@ fn a_waiter_is_served_only_from_a_list() {
     assert_eq!(reply(a), pair("k", "x"));
     assert_eq!(reply(b), "$1\r\ny\r\n");
 }
+
+/// CLIENT UNBLOCK ends a wait with the timeout reply or an UNBLOCKED error,
+/// leaves the connection usable and no waiter behind; the same flow runs
+/// against redis-server to pin the replies.
+#[test]
+fn client_unblock_releases_a_waiter() {
+    for s in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
+        let mut admin = Conn::open(&s);
+        for (how, want) in [
+            ("TIMEOUT", "*-1\r\n"),
+            (
+                "ERROR",
+                "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n",
+            ),
+        ] {
+            let mut c = Conn::open(&s);
+            let id = c.call("CLIENT ID");
+            let id = id.trim_start_matches(':').trim().to_string();
+            let h = thread::spawn(move || {
+                c.send("BLPOP k 0");
+                let r = c.read();
+                (r, c)
+            });
+            wait_blocked(&s, 1);
+            assert_eq!(admin.call(&format!("CLIENT UNBLOCK {id} {how}")), ":1\r\n");
+            let (r, mut c) = h.join().expect("blocked client thread");
+            assert_eq!(r, want);
+            assert_eq!(blocked_clients(&s), 0);
+            assert_eq!(c.call("PING"), "+PONG\r\n");
+            assert_eq!(admin.call(&format!("CLIENT UNBLOCK {id}")), ":0\r\n");
+        }
+        // Nobody waits any more: a pushed element stays in the list.
+        assert_eq!(admin.call("LPUSH k v"), ":1\r\n");
+        assert_eq!(admin.call("LLEN k"), ":1\r\n");
+    }
+}
