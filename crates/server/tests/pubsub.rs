@@ -410,6 +410,12 @@ fn collection_notifications_match_redis() {
             // Which members come is random: only what follows is compared.
             Quiet(2, &["SPOP", "p", "2"]),
             Cmd(2, &["SREM", "p", "1", "2", "3"]),
+            // SORT ... STORE.
+            Cmd(2, &["RPUSH", "src", "3", "1", "2"]),
+            Cmd(2, &["SORT", "src", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "LIMIT", "5", "1", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "LIMIT", "5", "1", "STORE", "sorted"]),
             Cmd(2, &["FLUSHALL"]),
         ],
         &[],
