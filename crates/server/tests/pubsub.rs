@@ -122,9 +122,12 @@ enum Step {
     /// Like Cmd, but its replies are not compared (they hold client ids).
     Quiet(usize, &'static [&'static str]),
     Sleep(u64),
+    /// Sends a command without waiting for its reply (a blocking command
+    /// whose reply a later step's sync collects).
+    Send(usize, &'static [&'static str]),
 }
 
-use Step::{Cmd, Quiet, Sleep};
+use Step::{Cmd, Quiet, Send, Sleep};
 
 /// Runs a flow with `clients` connections and returns, per step and
 /// client, what that client received.
@@ -136,6 +139,11 @@ fn transcript(port: u16, clients: usize, steps: &[Step]) -> Vec<String> {
         let (who, words, quiet) = match step {
             Sleep(ms) => {
                 std::thread::sleep(Duration::from_millis(*ms));
+                continue;
+            }
+            Send(who, words) => {
+                let words: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
+                conns[*who].send(&words);
                 continue;
             }
             Cmd(who, words) => (*who, words, false),
@@ -166,7 +174,7 @@ fn transcript(port: u16, clients: usize, steps: &[Step]) -> Vec<String> {
 
 fn step_words(step: &Step) -> &'static [&'static str] {
     match step {
-        Cmd(_, w) | Quiet(_, w) => w,
+        Cmd(_, w) | Quiet(_, w) | Send(_, w) => w,
         Sleep(_) => &[],
     }
 }
@@ -309,6 +317,106 @@ fn keyspace_notifications_match_redis() {
             Cmd(2, &["DEL", "f"]),
             Cmd(2, &["CONFIG", "SET", "notify-keyspace-events", ""]),
             Cmd(2, &["SET", "f", "1"]),
+        ],
+        &[],
+    );
+}
+
+#[test]
+fn collection_notifications_match_redis() {
+    compare(
+        3,
+        &[
+            Cmd(2, &["CONFIG", "SET", "notify-keyspace-events", "KEAn"]),
+            Cmd(0, &["PSUBSCRIBE", "__key*__:*"]),
+            // Lists.
+            Cmd(2, &["LPUSH", "l", "a", "b"]),
+            Cmd(2, &["RPUSH", "l", "c", "d", "e", "f"]),
+            Cmd(2, &["LPUSHX", "l", "x"]),
+            Cmd(2, &["RPUSHX", "l", "y"]),
+            Cmd(2, &["LPUSHX", "none", "x"]),
+            Cmd(2, &["LINSERT", "l", "BEFORE", "c", "i"]),
+            Cmd(2, &["LINSERT", "l", "BEFORE", "nope", "i"]),
+            Cmd(2, &["LSET", "l", "0", "s"]),
+            Cmd(2, &["LREM", "l", "0", "i"]),
+            Cmd(2, &["LREM", "l", "0", "nope"]),
+            Cmd(2, &["LPOP", "l"]),
+            Cmd(2, &["RPOP", "l", "2"]),
+            Cmd(2, &["LPOP", "l", "0"]),
+            Cmd(2, &["LTRIM", "l", "0", "-1"]),
+            Cmd(2, &["LMOVE", "l", "l2", "LEFT", "RIGHT"]),
+            Cmd(2, &["RPOPLPUSH", "l", "l2"]),
+            Cmd(2, &["LMOVE", "l2", "l2", "RIGHT", "LEFT"]),
+            Cmd(2, &["LMPOP", "2", "none", "l", "LEFT", "COUNT", "5"]),
+            Cmd(2, &["LTRIM", "l2", "5", "6"]),
+            Cmd(2, &["RPUSH", "l", "a", "b"]),
+            Cmd(2, &["LREM", "l", "0", "a"]),
+            Cmd(2, &["LREM", "l", "0", "b"]),
+            // Blocked clients served by a push.
+            Send(1, &["BLPOP", "bl", "0"]),
+            Sleep(100),
+            Cmd(2, &["RPUSH", "bl", "v"]),
+            Send(1, &["BLMOVE", "bl", "bdst", "RIGHT", "LEFT", "0"]),
+            Sleep(100),
+            Cmd(2, &["LPUSH", "bl", "w"]),
+            Send(1, &["BLMPOP", "0", "1", "bl", "RIGHT", "COUNT", "3"]),
+            Sleep(100),
+            Cmd(2, &["RPUSH", "bl", "1", "2"]),
+            Send(1, &["BRPOPLPUSH", "bl", "bdst", "0"]),
+            Sleep(100),
+            Cmd(2, &["RPUSH", "bl", "3"]),
+            Send(1, &["BRPOP", "bl", "0"]),
+            Sleep(100),
+            Cmd(2, &["RPUSH", "bl", "4", "5"]),
+            Cmd(2, &["DEL", "bl", "bdst"]),
+            // Hashes.
+            Cmd(2, &["HSET", "h", "a", "1", "b", "2"]),
+            Cmd(2, &["HSET", "h", "a", "3"]),
+            Cmd(2, &["HMSET", "h", "c", "3"]),
+            Cmd(2, &["HSETNX", "h", "a", "x"]),
+            Cmd(2, &["HSETNX", "h", "d", "x"]),
+            Cmd(2, &["HSETNX", "h2", "d", "x"]),
+            Cmd(2, &["HINCRBY", "h", "a", "5"]),
+            Cmd(2, &["HINCRBY", "h3", "a", "5"]),
+            Cmd(2, &["HINCRBY", "h", "d", "5"]),
+            Cmd(2, &["HINCRBYFLOAT", "h", "a", "1.5"]),
+            Cmd(2, &["HINCRBYFLOAT", "h4", "a", "1.5"]),
+            Cmd(2, &["HDEL", "h", "a", "nope"]),
+            Cmd(2, &["HDEL", "h", "nope"]),
+            Cmd(2, &["HDEL", "h", "b", "c", "d"]),
+            Cmd(2, &["DEL", "h2", "h3", "h4"]),
+            // Sets.
+            Cmd(2, &["SADD", "s", "1", "2", "3", "4"]),
+            Cmd(2, &["SADD", "s", "1"]),
+            Cmd(2, &["SADD", "t", "3", "4", "5"]),
+            Cmd(2, &["SREM", "s", "1", "nope"]),
+            Cmd(2, &["SREM", "s", "nope"]),
+            Cmd(2, &["SMOVE", "s", "t", "2"]),
+            Cmd(2, &["SMOVE", "s", "t", "3"]),
+            Cmd(2, &["SMOVE", "s", "t", "nope"]),
+            Cmd(2, &["SMOVE", "s", "u", "4"]),
+            Cmd(2, &["SMOVE", "t", "t", "5"]),
+            Cmd(2, &["SINTERSTORE", "i", "t", "t"]),
+            Cmd(2, &["SINTERSTORE", "i", "t", "t"]),
+            Cmd(2, &["SINTERSTORE", "i", "t", "missing"]),
+            Cmd(2, &["SINTERSTORE", "i", "t", "missing"]),
+            Cmd(2, &["SUNIONSTORE", "un", "t", "u"]),
+            Cmd(2, &["SDIFFSTORE", "d", "t", "u"]),
+            Cmd(2, &["SDIFFSTORE", "d", "t", "t"]),
+            Cmd(2, &["SPOP", "u"]),
+            Cmd(2, &["SPOP", "un", "0"]),
+            Cmd(2, &["SPOP", "un", "10"]),
+            Cmd(2, &["SADD", "p", "1", "2", "3"]),
+            // Which members come is random: only what follows is compared.
+            Quiet(2, &["SPOP", "p", "2"]),
+            Cmd(2, &["SREM", "p", "1", "2", "3"]),
+            // SORT ... STORE.
+            Cmd(2, &["RPUSH", "src", "3", "1", "2"]),
+            Cmd(2, &["SORT", "src", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "LIMIT", "5", "1", "STORE", "sorted"]),
+            Cmd(2, &["SORT", "src", "LIMIT", "5", "1", "STORE", "sorted"]),
+            Cmd(2, &["FLUSHALL"]),
         ],
         &[],
     );

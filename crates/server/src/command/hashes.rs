@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::args::{int, is, parse_i64_exact};
 use super::strings::ldouble;
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
+use crate::pubsub::events;
 use crate::store::hash::{Hash, Limits};
 use crate::store::{Object, Value};
 
@@ -212,19 +213,23 @@ fn read<'a, T>(
 /// (creating an empty one when `create` and the key is missing; `f` gets
 /// None otherwise), runs `f`, which returns its result and whether it
 /// changed the hash, then stores a new hash, deletes an emptied one, and
-/// calls the write hook.
+/// calls the write hook. A change sends the notifications Redis sends:
+/// `new` for a created key, `event`, then `del` for a deleted one.
 fn write<T>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     create: bool,
+    event: &str,
     f: impl FnOnce(Option<&mut Hash>) -> Result<(T, bool), CmdError>,
 ) -> Result<T, CmdError> {
     let mut locked = ctx.lock(&[key]);
+    let (mut created, mut deleted) = (false, false);
     let result = match locked.get(key) {
         Some(mut e) => match e.get_mut().object_mut() {
             Some(Object::Hash(h)) => match f(Some(&mut *h)) {
                 Ok((out, _)) if h.is_empty() => {
                     locked.remove(key);
+                    deleted = true;
                     Ok((out, true))
                 }
                 other => other,
@@ -236,6 +241,7 @@ fn write<T>(
             f(Some(&mut h)).inspect(|_| {
                 if !h.is_empty() {
                     locked.set(key, Value::Obj(Box::new(Object::Hash(h))), None);
+                    created = true;
                 }
             })
         }
@@ -245,6 +251,13 @@ fn write<T>(
     let (out, changed) = result?;
     if changed {
         ctx.modified(key);
+        if created {
+            ctx.notify(events::NEW, "new", key);
+        }
+        ctx.notify(events::HASH, event, key);
+        if deleted {
+            ctx.notify(events::GENERIC, "del", key);
+        }
     }
     Ok(out)
 }
@@ -271,7 +284,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<usize, CmdError> {
         return Err(CmdError::WrongArity(name));
     }
     let limits = limits(ctx);
-    write(ctx, argv[1], true, |h| {
+    write(ctx, argv[1], true, "hset", |h| {
         let h = h.ok_or(CmdError::WrongType)?;
         h.convert_for(&argv[2..], limits);
         let added = argv[2..]
@@ -285,7 +298,7 @@ fn hset_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<usize, CmdError> {
 /// HSETNX key field value: 1 when the field was set, 0 when it existed.
 fn hsetnx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let limits = limits(ctx);
-    let set = write(ctx, argv[1], true, |h| {
+    let set = write(ctx, argv[1], true, "hset", |h| {
         let h = h.ok_or(CmdError::WrongType)?;
         // Unlike HSET, long arguments convert only when the field is set.
         if h.get(argv[2]).is_some() {
@@ -327,7 +340,7 @@ fn hmget(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// HDEL key field [field ...]: the number of fields removed; the key goes
 /// when its last field does.
 fn hdel(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let n = write(ctx, argv[1], false, |h| {
+    let n = write(ctx, argv[1], false, "hdel", |h| {
         let Some(h) = h else {
             return Ok((0, false));
         };
@@ -425,7 +438,7 @@ fn hgetall_generic(ctx: &mut Ctx<'_>, key: &[u8], parts: Parts) -> Result<(), Cm
 fn hincrby(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let by = int(argv[3])?;
     let limits = limits(ctx);
-    let n = write(ctx, argv[1], true, |h| {
+    let n = write(ctx, argv[1], true, "hincrby", |h| {
         let h = h.ok_or(CmdError::WrongType)?;
         let cur = match h.get(argv[2]) {
             Some(v) => {
@@ -453,7 +466,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         Ok(_) => {}
     }
     let limits = limits(ctx);
-    let sum = write(ctx, argv[1], true, |h| {
+    let sum = write(ctx, argv[1], true, "hincrbyfloat", |h| {
         let h = h.ok_or(CmdError::WrongType)?;
         let cur = h.get(argv[2]).map(<[u8]>::to_vec);
         let sum = ldouble::incr(cur.as_deref(), argv[3]).map_err(|e| match e {

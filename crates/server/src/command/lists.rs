@@ -13,6 +13,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use super::args::{int, is, timeout};
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
 use crate::blocking::TimeoutReply;
+use crate::pubsub::events;
 use crate::store::list::{End, List};
 use crate::store::{EntryMut, Locked, Object, Value, ValueRef};
 
@@ -330,8 +331,12 @@ fn resolve_range(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
 }
 
 /// Pushes every element in order at `end`, creating the list unless
-/// `only_existing`; returns the new length (0 when nothing was created).
+/// `only_existing`; returns the new length (None when there was no list
+/// to push to). Sends the `new` notification of a created list and the
+/// push event (`lpush`/`rpush`, also for the X variants and LMOVE's
+/// destination), as Redis's dbAdd and pushGenericCommand do.
 fn push_items(
+    ctx: &mut Ctx<'_>,
     locked: &mut Locked<'_>,
     key: &[u8],
     items: &[&[u8]],
@@ -344,7 +349,9 @@ fn push_items(
         for item in items {
             list.push(end, item, fill);
         }
-        return Ok(Some(list.len()));
+        let len = list.len();
+        notify_push(ctx, key, end);
+        return Ok(Some(len));
     }
     if only_existing {
         return Ok(None);
@@ -355,7 +362,30 @@ fn push_items(
     }
     let len = list.len();
     locked.set(key, Value::Obj(Box::new(Object::List(list))), None);
+    ctx.notify(events::NEW, "new", key);
+    notify_push(ctx, key, end);
     Ok(Some(len))
+}
+
+fn notify_push(ctx: &mut Ctx<'_>, key: &[u8], end: End) {
+    let event = match end {
+        End::Head => "lpush",
+        End::Tail => "rpush",
+    };
+    ctx.notify(events::LIST, event, key);
+}
+
+/// The notifications of elements removed from `end`: the pop event, then
+/// `del` when the list went with them.
+fn notify_pop(ctx: &mut Ctx<'_>, key: &[u8], end: End, deleted: bool) {
+    let event = match end {
+        End::Head => "lpop",
+        End::Tail => "rpop",
+    };
+    ctx.notify(events::LIST, event, key);
+    if deleted {
+        ctx.notify(events::GENERIC, "del", key);
+    }
 }
 
 /// Redis's pushGenericCommand, shared by LPUSH, RPUSH, LPUSHX and RPUSHX:
@@ -369,7 +399,7 @@ fn push_generic(
     let key = argv[1];
     let fill = fill(ctx);
     ctx.with_keys(&[key], |ctx, locked| {
-        match push_items(locked, key, &argv[2..], end, fill, only_existing)? {
+        match push_items(ctx, locked, key, &argv[2..], end, fill, only_existing)? {
             Some(len) => {
                 ctx.modified(key);
                 ctx.reply.int(len as i64);
@@ -401,14 +431,37 @@ fn rpushx(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 }
 
 /// Pops up to `count` elements from `end` of the list at `key`, deleting
-/// the key when it empties. `None` when there is no list.
+/// the key when it empties, with the pop's notifications. `None` when
+/// there is no list.
 fn pop_items(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     locked: &mut Locked<'_>,
     key: &[u8],
     end: End,
     count: usize,
 ) -> Result<Option<Vec<Vec<u8>>>, CmdError> {
+    let popped = take_items(ctx, locked, key, end, count)?;
+    if let Some((items, deleted)) = &popped {
+        if !items.is_empty() {
+            notify_pop(ctx, key, end, *deleted);
+        }
+    }
+    Ok(popped.map(|(items, _)| items))
+}
+
+/// Elements taken from a list, and whether its key went with them.
+type Taken = (Vec<Vec<u8>>, bool);
+
+/// The body of [`pop_items`] without notifications (LMOVE sends them
+/// after the push, as Redis does): the elements and whether the key was
+/// deleted.
+fn take_items(
+    ctx: &Ctx<'_>,
+    locked: &mut Locked<'_>,
+    key: &[u8],
+    end: End,
+    count: usize,
+) -> Result<Option<Taken>, CmdError> {
     let Some(mut e) = locked.get(key) else {
         return Ok(None);
     };
@@ -420,13 +473,14 @@ fn pop_items(
             None => break,
         }
     }
-    if list.is_empty() {
+    let deleted = list.is_empty();
+    if deleted {
         locked.remove(key);
     }
     if !items.is_empty() {
         ctx.modified(key);
     }
-    Ok(Some(items))
+    Ok(Some((items, deleted)))
 }
 
 /// Redis's popGenericCommand, shared by LPOP and RPOP.
@@ -544,6 +598,7 @@ fn lset(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             resolve_index(index, list.len()).ok_or(CmdError::Static("ERR index out of range"))?;
         list.set(i, argv[3], fill);
         ctx.modified(key);
+        ctx.notify(events::LIST, "lset", key);
         ctx.reply.ok();
         Ok(())
     })
@@ -574,6 +629,7 @@ fn linsert(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         list.insert(pos + after as usize, item, fill);
         let len = list.len();
         ctx.modified(key);
+        ctx.notify(events::LIST, "linsert", key);
         ctx.reply.int(len as i64);
         Ok(())
     })
@@ -598,11 +654,16 @@ fn lrem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         };
         let list = as_list(&mut e)?;
         let removed = list.remove_matching(argv[3], limit, from, fill);
-        if list.is_empty() {
+        let deleted = list.is_empty();
+        if deleted {
             locked.remove(key);
         }
         if removed > 0 {
             ctx.modified(key);
+            ctx.notify(events::LIST, "lrem", key);
+            if deleted {
+                ctx.notify(events::GENERIC, "del", key);
+            }
         }
         ctx.reply.int(removed as i64);
         Ok(())
@@ -627,11 +688,16 @@ fn ltrim(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             }
             None => list.remove_end(End::Head, len),
         }
-        if list.is_empty() {
+        let deleted = list.is_empty();
+        if deleted {
             locked.remove(key);
         }
         // Redis signals the key even when nothing was trimmed.
         ctx.modified(key);
+        ctx.notify(events::LIST, "ltrim", key);
+        if deleted {
+            ctx.notify(events::GENERIC, "del", key);
+        }
         ctx.reply.ok();
         Ok(())
     })
@@ -737,9 +803,10 @@ fn positive(arg: &[u8], msg: &'static str) -> Result<i64, CmdError> {
 /// Redis's lmoveGenericCommand body, shared by LMOVE, RPOPLPUSH, BLMOVE
 /// and BRPOPLPUSH: moves one element from `from` of `src` to `to` of `dst`
 /// and returns it; `None` when `src` has no list. The destination's type
-/// is checked only when there is something to move, as in Redis.
+/// is checked only when there is something to move, as in Redis, and the
+/// notifications come in Redis's order: the push, then the pop.
 fn move_one(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     locked: &mut Locked<'_>,
     src: &[u8],
     dst: &[u8],
@@ -762,16 +829,22 @@ fn move_one(
         };
         list.push(to, &item, fill);
         ctx.modified(src);
+        notify_push(ctx, src, to);
+        notify_pop(ctx, src, from, false);
         return Ok(Some(item));
     }
     if let Some(mut d) = locked.get(dst) {
         as_list(&mut d)?;
     }
-    let Some(item) = pop_items(ctx, locked, src, from, 1)?.and_then(|mut v| v.pop()) else {
+    let Some((mut items, deleted)) = take_items(ctx, locked, src, from, 1)? else {
         return Ok(None);
     };
-    push_items(locked, dst, &[&item], to, fill, false)?;
+    let Some(item) = items.pop() else {
+        return Ok(None);
+    };
+    push_items(ctx, locked, dst, &[&item], to, fill, false)?;
     ctx.modified(dst);
+    notify_pop(ctx, src, from, deleted);
     Ok(Some(item))
 }
 

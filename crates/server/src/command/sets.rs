@@ -16,6 +16,7 @@ use super::args::{int, is, parse_i64_exact};
 use super::keys::parse_cursor;
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
 use crate::glob;
+use crate::pubsub::events;
 use crate::store::set::{Member, Owned, Set};
 use crate::store::{Locked, Object, Value};
 use ferrokv_resp::Reply;
@@ -272,6 +273,7 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         if lookup(ctx, locked, key, Access::Write)?.is_none() {
             let set = Set::for_first(argv[2]);
             locked.set(key, Value::Obj(Box::new(Object::Set(set))), None);
+            ctx.notify(events::NEW, "new", key);
         }
         let Some(set) = lookup(ctx, locked, key, Access::Write)? else {
             return Err(CmdError::WrongType);
@@ -282,6 +284,7 @@ fn sadd(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             .count();
         if added > 0 {
             ctx.modified(key);
+            ctx.notify(events::SET, "sadd", key);
         }
         ctx.reply.int(added as i64);
         Ok(())
@@ -306,11 +309,13 @@ fn srem(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                 }
             }
         }
-        if set.is_empty() {
+        let deleted = set.is_empty();
+        if deleted {
             locked.remove(key);
         }
         if removed > 0 {
             ctx.modified(key);
+            notify_removal(ctx, "srem", key, deleted);
         }
         ctx.reply.int(removed);
         Ok(())
@@ -467,6 +472,7 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                 reply_set(ctx.reply, set);
                 locked.remove(key);
                 ctx.modified(key);
+                notify_removal(ctx, "spop", key, true);
                 return Ok(());
             }
             Some(n) => {
@@ -478,12 +484,23 @@ fn spop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
                 }
             }
         }
-        if set.is_empty() {
+        let deleted = set.is_empty();
+        if deleted {
             locked.remove(key);
         }
         ctx.modified(key);
+        notify_removal(ctx, "spop", key, deleted);
         Ok(())
     })
+}
+
+/// The notifications of a command that removed members: its own event,
+/// then `del` when the key went with them.
+fn notify_removal(ctx: &mut Ctx<'_>, event: &str, key: &[u8], deleted: bool) {
+    ctx.notify(events::SET, event, key);
+    if deleted {
+        ctx.notify(events::GENERIC, "del", key);
+    }
 }
 
 /// SMOVE source destination member: 1 when member moved (or is already in
@@ -508,18 +525,25 @@ fn smove(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             ctx.reply.int(0);
             return Ok(());
         }
-        if from.is_empty() {
+        let deleted = from.is_empty();
+        if deleted {
             locked.remove(src);
         }
+        notify_removal(ctx, "srem", src, deleted);
         if !dst_exists {
             let set = Set::for_first(argv[3]);
             locked.set(dst, Value::Obj(Box::new(Object::Set(set))), None);
-        }
-        if let Some(to) = lookup(ctx, locked, dst, Access::Write)? {
-            to.insert(member, max);
+            ctx.notify(events::NEW, "new", dst);
         }
         ctx.modified(src);
-        ctx.modified(dst);
+        // The destination changes (and is signalled) only when it did not
+        // hold the member yet.
+        if let Some(to) = lookup(ctx, locked, dst, Access::Write)? {
+            if to.insert(member, max) {
+                ctx.modified(dst);
+                ctx.notify(events::SET, "sadd", dst);
+            }
+        }
         ctx.reply.int(1);
         Ok(())
     })
@@ -598,7 +622,7 @@ fn inter_generic(
                 for m in &found {
                     set.insert(m.as_member(), max);
                 }
-                store(ctx, locked, dst, set);
+                store(ctx, locked, dst, set, "sinterstore");
             }
         }
         Ok(())
@@ -606,14 +630,17 @@ fn inter_generic(
 }
 
 /// Stores a computed set at `dst` (deleting `dst` when it is empty) and
-/// replies its size.
-fn store(ctx: &mut Ctx<'_>, locked: &mut Locked<'_>, dst: &[u8], set: Set) {
+/// replies its size; `event` is the command's notification.
+fn store(ctx: &mut Ctx<'_>, locked: &mut Locked<'_>, dst: &[u8], set: Set, event: &str) {
     let n = set.len();
     if n > 0 {
-        locked.set(dst, Value::Obj(Box::new(Object::Set(set))), None);
+        let old = locked.set(dst, Value::Obj(Box::new(Object::Set(set))), None);
         ctx.modified(dst);
+        ctx.notify_new(&old, dst);
+        ctx.notify(events::SET, event, dst);
     } else if locked.remove(dst).is_some() {
         ctx.modified(dst);
+        ctx.notify(events::GENERIC, "del", dst);
     }
     ctx.reply.int(n as i64);
 }
@@ -742,7 +769,13 @@ fn union_diff_generic(
             }
         }
         match dst {
-            Some(dst) => store(ctx, locked, dst, result),
+            Some(dst) => {
+                let event = match op {
+                    SetOp::Union => "sunionstore",
+                    SetOp::Diff => "sdiffstore",
+                };
+                store(ctx, locked, dst, result, event)
+            }
             None => reply_set(ctx.reply, &result),
         }
         Ok(())

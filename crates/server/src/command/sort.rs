@@ -8,18 +8,20 @@
 //!
 //! Redis's rules kept here: a BY pattern without `*` means "don't sort"
 //! (native order for lists and sorted sets, with DESC and LIMIT applied
-//! to it); numeric sorting uses `strtod` and breaks equal scores by
-//! comparing the elements; ALPHA compares bytes (the C collation Redis
-//! runs under); a missing BY key sorts as score 0 (or before everything
-//! with ALPHA); a GET of a missing key or field is nil.
-//!
-//! Not done: STORE, which writes a list, waits for the list type. Until
-//! then SORT answers STORE with a syntax error. Sorted sets are read; lists
-//! and sets join with their arms in [`source`].
+//! to it; a set keeps its iteration order, except that STORE sorts it
+//! ALPHA so that what is stored is deterministic); numeric sorting uses
+//! `strtod` and breaks equal scores by comparing the elements; ALPHA
+//! compares bytes (the C collation Redis runs under); a missing BY key
+//! sorts as score 0 (or before everything with ALPHA); a GET of a missing
+//! key or field is nil (stored as an empty string by STORE).
+
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::{int, is};
 use super::{acl, flags, CmdError, Command, Ctx, Keys};
-use crate::store::{Locked, Object, ValueRef};
+use crate::pubsub::events;
+use crate::store::list::{End, List};
+use crate::store::{Locked, Object, Value, ValueRef};
 
 const fn cmd(
     name: &'static str,
@@ -75,13 +77,14 @@ struct Options<'a> {
     limit_count: i64,
     desc: bool,
     alpha: bool,
+    /// STORE's destination key.
+    store: Option<&'a [u8]>,
 }
 
 /// Parses the options after the key, in Redis's order and with its errors
 /// (a bad LIMIT number is "not an integer", anything unknown a syntax
-/// error). SORT_RO knows no STORE, and neither does SORT yet (see the
-/// module notes).
-fn parse<'a>(argv: &[&'a [u8]]) -> Result<Options<'a>, CmdError> {
+/// error). SORT_RO knows no STORE: there it is a syntax error, as in Redis.
+fn parse<'a>(argv: &[&'a [u8]], readonly: bool) -> Result<Options<'a>, CmdError> {
     let mut o = Options {
         limit_count: -1,
         ..Options::default()
@@ -107,6 +110,9 @@ fn parse<'a>(argv: &[&'a [u8]]) -> Result<Options<'a>, CmdError> {
         } else if is(a, "get") && left >= 1 {
             o.gets.push(argv[j + 1]);
             j += 1;
+        } else if !readonly && is(a, "store") && left >= 1 {
+            o.store = Some(argv[j + 1]);
+            j += 1;
         } else {
             return Err(CmdError::Syntax);
         }
@@ -124,10 +130,17 @@ struct Source {
 }
 
 /// The one place that knows which types SORT reads: lists, sets and
-/// sorted sets, each one match arm (added as the types are merged); every
-/// other type is WRONGTYPE.
+/// sorted sets, each one match arm; every other type is WRONGTYPE.
 fn source(v: ValueRef<'_>) -> Result<Source, CmdError> {
     match v {
+        ValueRef::Obj(Object::List(l)) => Ok(Source {
+            elements: l.iter().map(<[u8]>::to_vec).collect(),
+            ordered: true,
+        }),
+        ValueRef::Obj(Object::Set(s)) => Ok(Source {
+            elements: s.iter().map(|m| m.with_bytes(<[u8]>::to_vec)).collect(),
+            ordered: false,
+        }),
         ValueRef::Obj(Object::ZSet(z)) => {
             let mut elements = Vec::with_capacity(z.len());
             z.for_range(0, z.len(), false, |m, _| elements.push(m.to_vec()));
@@ -336,21 +349,23 @@ fn fetch(ctx: &Ctx<'_>, locked: &mut Locked<'_>, t: &Target) -> Option<Vec<u8>> 
 }
 
 /// SORT key [BY pattern] [LIMIT offset count] [GET pattern [GET pattern
-/// ...]] [ASC|DESC] [ALPHA]: the sorted elements (or, with GET, the
-/// looked-up values, nil where missing). Errors: syntax, not an integer
-/// (LIMIT), WRONGTYPE, "One or more scores can't be converted into
-/// double".
+/// ...]] [ASC|DESC] [ALPHA] [STORE destination]: the sorted elements (or,
+/// with GET, the looked-up values, nil where missing); with STORE, the
+/// number of elements stored as a list at destination (an empty result
+/// deletes it). Errors: syntax, not an integer (LIMIT), WRONGTYPE, "One
+/// or more scores can't be converted into double".
 fn sort(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    sort_generic(ctx, argv)
+    sort_generic(ctx, argv, false)
 }
 
 /// SORT_RO key ...: SORT without STORE, for read-only contexts.
 fn sort_ro(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    sort_generic(ctx, argv)
+    sort_generic(ctx, argv, true)
 }
 
-fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
-    let o = parse(argv)?;
+/// Redis's sortCommandGeneric.
+fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], readonly: bool) -> Result<(), CmdError> {
+    let mut o = parse(argv, readonly)?;
     let key = argv[1];
     // Patterns name keys known only from the elements: hold the whole
     // database so that the result is one consistent snapshot.
@@ -358,7 +373,10 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut locked = if patterns {
         ctx.server.keyspace.lock_db(ctx.client.db, ctx.now_ms)
     } else {
-        ctx.lock(&[key])
+        match o.store {
+            Some(dst) => ctx.lock(&[key, dst]),
+            None => ctx.lock(&[key]),
+        }
     };
     let src = match locked.get(key) {
         Some(e) => {
@@ -373,9 +391,28 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             })
         }
     };
+    if let Ok(Source { ordered: false, .. }) = &src {
+        if o.dontsort && o.store.is_some() {
+            // A set's iteration order is not to be stored: Redis sorts it
+            // by the elements instead.
+            o.dontsort = false;
+            o.alpha = true;
+            o.by = None;
+        }
+    }
     let result = src.and_then(|src| sort_elements(src, &o, |t| fetch(ctx, &mut locked, t)));
-    ctx.finish(locked);
-    let items = result?;
+    let items = match (result, o.store) {
+        (Ok(items), Some(dst)) => {
+            let n = store(ctx, &mut locked, dst, &items);
+            ctx.finish(locked);
+            ctx.reply.int(n as i64);
+            return Ok(());
+        }
+        (result, _) => {
+            ctx.finish(locked);
+            result?
+        }
+    };
     ctx.reply.array(items.len());
     for item in &items {
         match item {
@@ -384,6 +421,35 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         }
     }
     Ok(())
+}
+
+/// STORE: the result as a list at `dst` (a missing GET value stored as an
+/// empty string), replacing whatever was there, or `dst` deleted when the
+/// result is empty; returns the stored length.
+fn store(
+    ctx: &mut Ctx<'_>,
+    locked: &mut Locked<'_>,
+    dst: &[u8],
+    items: &[Option<Vec<u8>>],
+) -> usize {
+    if items.is_empty() {
+        if locked.remove(dst).is_some() {
+            ctx.modified(dst);
+            ctx.notify(events::GENERIC, "del", dst);
+        }
+        return 0;
+    }
+    let fill = ctx.server.config.list_max_listpack_size.load(Relaxed);
+    let fill = fill.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+    let mut list = List::new();
+    for item in items {
+        list.push(End::Tail, item.as_deref().unwrap_or_default(), fill);
+    }
+    let old = locked.set(dst, Value::Obj(Box::new(Object::List(list))), None);
+    ctx.modified(dst);
+    ctx.notify_new(&old, dst);
+    ctx.notify(events::LIST, "sortstore", dst);
+    items.len()
 }
 
 #[cfg(test)]
@@ -403,7 +469,8 @@ mod tests {
     ) -> Result<Vec<Option<String>>, CmdError> {
         let mut argv: Vec<&[u8]> = vec![b"sort", b"k"];
         argv.extend(args.iter().map(|a| a.as_bytes()));
-        let o = parse(&argv)?;
+        // As SORT_RO, which refuses STORE (tested in parse_errors).
+        let o = parse(&argv, true)?;
         let src = Source {
             elements: strs(elements),
             ordered,
@@ -560,6 +627,9 @@ mod tests {
         assert_eq!(run(&[], true, &["LIMIT", "1"], &db), Err(CmdError::Syntax));
         assert_eq!(run(&[], true, &["BY"], &db), Err(CmdError::Syntax));
         assert_eq!(run(&[], true, &["STORE", "d"], &db), Err(CmdError::Syntax));
+        let argv: Vec<&[u8]> = vec![b"sort", b"k", b"STORE", b"d"];
+        assert_eq!(parse(&argv, false).map(|o| o.store), Ok(Some(&b"d"[..])));
+        assert!(matches!(parse(&argv[..3], false), Err(CmdError::Syntax)));
     }
 
     #[test]
