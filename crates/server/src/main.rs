@@ -155,6 +155,11 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::Result<()> {
+    // Handlers first: a signal that arrives once clients can connect must
+    // shut down cleanly, not kill the process with the default action.
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
     let dir = server.config.get("dir");
     std::env::set_current_dir(&dir)
         .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
@@ -190,10 +195,9 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
             .name("ferrokv-save".into())
             .spawn(move || ferrokv::persist::run(server))?
     };
-    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stop = server.shutdown.subscribe();
     let signalled = tokio::select! {
-        _ = tokio::signal::ctrl_c() => {
+        _ = sigint.recv() => {
             tracing::warn!("Received SIGINT scheduling shutdown...");
             true
         }
