@@ -160,7 +160,7 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
         .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
     // Before listening: no client may see a half-loaded data set, and a
     // damaged file stops the server here.
-    ferrokv::persist::load(&server).map_err(std::io::Error::other)?;
+    ferrokv::persist::aof::load_at_start(&server).map_err(std::io::Error::other)?;
     let listeners = ferrokv::net::bind(&server).await?;
     let addrs: Vec<String> = server.bound.lock().iter().map(|a| a.to_string()).collect();
     tracing::info!(

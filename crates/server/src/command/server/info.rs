@@ -262,7 +262,8 @@ fn memory(_s: &Server, out: &mut String) {
 }
 
 /// RDB state in Redis's field names (no fork, so the copy-on-write
-/// fields report what the snapshot copied for writers); AOF is not built.
+/// fields report what the snapshot copied for writers) and the AOF's
+/// (no BGREWRITEAOF yet, so the rewrite fields are constant).
 fn persistence(s: &Server, out: &mut String) {
     let p = &s.persist;
     let ok = |b: bool| if b { "ok" } else { "err" };
@@ -279,15 +280,21 @@ fn persistence(s: &Server, out: &mut String) {
         "rdb_last_cow_size" => p.last_peak_frozen.load(Relaxed),
         "rdb_last_load_keys_expired" => p.loaded_expired.load(Relaxed),
         "rdb_last_load_keys_loaded" => p.loaded_keys.load(Relaxed),
-        "aof_enabled" => 0,
+        "aof_enabled" => p.aof.enabled() as u8,
         "aof_rewrite_in_progress" => 0,
         "aof_rewrite_scheduled" => 0,
         "aof_last_rewrite_time_sec" => -1,
         "aof_current_rewrite_time_sec" => -1,
         "aof_last_bgrewrite_status" => "ok",
         "aof_rewrites" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_last_write_status" => ok(!p.aof.enabled() || p.aof.last_write_ok.load(Relaxed)),
     );
+    if p.aof.enabled() {
+        fields!(out,
+            "aof_current_size" => p.aof.current_size.load(Relaxed),
+            "aof_base_size" => p.aof.base_size.load(Relaxed),
+        );
+    }
 }
 
 fn stats(s: &Server, out: &mut String) {
