@@ -390,3 +390,70 @@ fn garbage_in_the_middle() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("offset {len}")), "{text}");
 }
+
+/// (e) BGREWRITEAOF while clients write: nothing is lost, in ferrokv after
+/// a restart nor in redis-server loading the rewritten directory.
+#[test]
+fn rewrite_under_writes_keeps_everything() {
+    let dir = Dir::new("rewrite");
+    let before = {
+        let s = ferrokv_in(&dir, &[]);
+        let mut con = s.connection();
+        run_workload(&mut con);
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..3)
+            .map(|w| {
+                let mut con = s.connection();
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut n = 0;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        cmd(&mut con, &format!("RPUSH list{w} {n}"));
+                        cmd(&mut con, &format!("HSET hash{w} f{} {n}", n % 50));
+                        cmd(&mut con, &format!("SET str{w}:{} {n}", n % 100));
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(100));
+            loop {
+                let r = redis::cmd("BGREWRITEAOF").query::<String>(&mut con);
+                match r {
+                    Ok(_) => break,
+                    Err(e) if e.to_string().contains("already in progress") => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    Err(e) => panic!("BGREWRITEAOF: {e}"),
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().expect("writer");
+        }
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query(&mut con)
+                .expect("INFO");
+            if info.contains("aof_rewrite_in_progress:0") {
+                assert!(info.contains("aof_last_bgrewrite_status:ok"), "{info}");
+                assert!(!info.contains("aof_rewrites:0"), "{info}");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        contents(&mut con)
+    };
+    let manifest = std::fs::read_to_string(dir.0.join("appendonlydir/appendonly.aof.manifest"))
+        .expect("manifest");
+    assert_eq!(manifest.lines().count(), 2, "{manifest}");
+    let s = ferrokv_in(&dir, &[]);
+    assert_eq!(contents(&mut s.connection()), before);
+    drop(s);
+    let r = redis_in(&dir);
+    assert_eq!(contents(&mut r.connection()), before);
+}

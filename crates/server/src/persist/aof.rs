@@ -76,6 +76,25 @@ pub struct Aof {
     pub current_size: AtomicU64,
     pub base_size: AtomicU64,
     last_fsync: Mutex<Option<Instant>>,
+    /// The files the manifest lists.
+    layout: Mutex<Layout>,
+    /// Completed BGREWRITEAOFs.
+    pub rewrites: AtomicU64,
+    pub last_rewrite_failed: AtomicBool,
+    pub last_rewrite_secs: AtomicU64,
+}
+
+/// The base and incr files of the current manifest.
+#[derive(Default)]
+struct Layout {
+    base: Option<ManifestFile>,
+    incrs: Vec<ManifestFile>,
+}
+
+impl Layout {
+    fn files(&self) -> Vec<ManifestFile> {
+        self.base.iter().chain(&self.incrs).cloned().collect()
+    }
 }
 
 #[derive(Default)]
@@ -455,18 +474,13 @@ pub fn load_at_start(server: &Server) -> Result<(), String> {
         Err(e) => return Err(format!("Can't open the AOF manifest {manifest:?}: {e}")),
     };
     load_files(server, &files)?;
+    *server.persist.aof.layout.lock() = Layout {
+        base: files.iter().find(|f| f.kind == 'b').cloned(),
+        incrs: files.iter().filter(|f| f.kind == 'i').cloned().collect(),
+    };
     let Some(incr) = files.iter().rfind(|f| f.kind == 'i') else {
         // A directory with only a base: start a new incr file after it.
-        let mut files = files;
-        let seq = 1;
-        let name = format!("{}.{seq}.incr.aof", server.config.get("appendfilename"));
-        files.push(ManifestFile {
-            name: name.clone(),
-            seq,
-            kind: 'i',
-        });
-        open_incr(server, &dir.join(&name)).map_err(|e| e.to_string())?;
-        return write_manifest(server, &files).map_err(|e| e.to_string());
+        return switch_incr(server).map_err(|e| e.to_string());
     };
     open_incr(server, &dir.join(&incr.name)).map_err(|e| e.to_string())
 }
@@ -486,21 +500,160 @@ fn create(server: &Server) -> std::io::Result<()> {
     let size = std::fs::metadata(dir.join(&base))?.len();
     server.persist.aof.base_size.store(size, Relaxed);
     open_incr(server, &dir.join(&incr))?;
-    write_manifest(
-        server,
-        &[
-            ManifestFile {
-                name: base,
-                seq: 1,
-                kind: 'b',
-            },
-            ManifestFile {
-                name: incr,
-                seq: 1,
-                kind: 'i',
-            },
-        ],
-    )
+    let layout = Layout {
+        base: Some(ManifestFile {
+            name: base,
+            seq: 1,
+            kind: 'b',
+        }),
+        incrs: vec![ManifestFile {
+            name: incr,
+            seq: 1,
+            kind: 'i',
+        }],
+    };
+    write_manifest(server, &layout.files())?;
+    *server.persist.aof.layout.lock() = layout;
+    Ok(())
+}
+
+/// Appends from now on to a new incr file, listed in the manifest after
+/// the current ones. The caller holds the exclusive gate (or nothing else
+/// runs), so every ticket issued is filled and goes to the old file.
+fn switch_incr(server: &Server) -> std::io::Result<()> {
+    let aof = &server.persist.aof;
+    aof.flush(aof.issued(), true);
+    let mut layout = aof.layout.lock();
+    let seq = layout.incrs.last().map_or(0, |f| f.seq) + 1;
+    let name = format!("{}.{seq}.incr.aof", server.config.get("appendfilename"));
+    open_incr(server, &dir_of(server).join(&name))?;
+    layout.incrs.push(ManifestFile {
+        name,
+        seq,
+        kind: 'i',
+    });
+    write_manifest(server, &layout.files())
+}
+
+/// A BGREWRITEAOF begun: the snapshot the new base is written from.
+pub struct RewriteJob {
+    snapshot: super::Snapshot,
+    /// Whether a new incr file was started (the AOF is on).
+    switched: bool,
+}
+
+/// How BGREWRITEAOF went.
+pub enum Rewrite {
+    Started,
+    Scheduled,
+    InProgress,
+    Failed(std::io::Error),
+}
+
+/// BGREWRITEAOF: marks the shards for a point-in-time snapshot, starts a
+/// new incr file (the manifest lists base, old incrs and the new one, so a
+/// crash meanwhile loses nothing) and hands the base to the saver thread.
+/// The caller holds the exclusive gate. While a BGSAVE runs it is
+/// scheduled instead, as Redis waits for its child.
+pub fn start_rewrite(server: &Server) -> Rewrite {
+    let p = &server.persist;
+    let mut st = p.state.lock();
+    if st.rewriting.is_some() {
+        return Rewrite::InProgress;
+    }
+    if st.running.is_some() {
+        st.rewrite_scheduled = true;
+        return Rewrite::Scheduled;
+    }
+    st.rewrite_scheduled = false;
+    let switched = p.aof.enabled();
+    if switched {
+        if let Err(e) = switch_incr(server) {
+            p.aof.last_rewrite_failed.store(true, Relaxed);
+            return Rewrite::Failed(e);
+        }
+    }
+    st.rewriting = Some(Instant::now());
+    st.rewrite_job = Some(RewriteJob {
+        snapshot: super::begin(server),
+        switched,
+    });
+    drop(st);
+    tracing::info!("Background append only file rewriting started");
+    p.changed.notify_all();
+    Rewrite::Started
+}
+
+/// Asks for a BGREWRITEAOF once nothing else snapshots (inside EXEC).
+pub fn schedule_rewrite(server: &Server) {
+    server.persist.state.lock().rewrite_scheduled = true;
+}
+
+/// Whether a scheduled BGREWRITEAOF may start now.
+pub fn rewrite_due(server: &Server) -> bool {
+    let st = server.persist.state.lock();
+    st.rewrite_scheduled && st.running.is_none() && st.rewriting.is_none()
+}
+
+/// Whether a BGREWRITEAOF runs, and whether one waits to.
+pub fn rewrite_state(server: &Server) -> (Option<Instant>, bool) {
+    let st = server.persist.state.lock();
+    (st.rewriting, st.rewrite_scheduled)
+}
+
+/// The saver thread's half of BGREWRITEAOF: writes the new base, then
+/// swaps the manifest to (new base, new incr) and deletes the old files.
+pub fn finish_rewrite(server: &Server, job: RewriteJob) {
+    let p = &server.persist;
+    let started = Instant::now();
+    let result = write_base(server, &job);
+    server.keyspace.end_snapshot();
+    match result {
+        Ok(()) => {
+            p.aof.rewrites.fetch_add(1, Relaxed);
+            p.aof.last_rewrite_failed.store(false, Relaxed);
+            tracing::info!("Background AOF rewrite finished successfully");
+        }
+        Err(e) => {
+            p.aof.last_rewrite_failed.store(true, Relaxed);
+            tracing::warn!("Background AOF rewrite failed: {e}");
+        }
+    }
+    p.aof
+        .last_rewrite_secs
+        .store(started.elapsed().as_secs(), Relaxed);
+    p.state.lock().rewriting = None;
+    p.changed.notify_all();
+}
+
+fn write_base(server: &Server, job: &RewriteJob) -> std::io::Result<()> {
+    let aof = &server.persist.aof;
+    let dir = dir_of(server);
+    std::fs::create_dir_all(&dir)?;
+    let seq = aof.layout.lock().base.as_ref().map_or(0, |b| b.seq) + 1;
+    let name = format!("{}.{seq}.base.rdb", server.config.get("appendfilename"));
+    super::write_snapshot_to(server, &job.snapshot, &dir.join(&name), true)?;
+    let size = std::fs::metadata(dir.join(&name))?.len();
+    let mut layout = aof.layout.lock();
+    let old_base = layout.base.replace(ManifestFile {
+        name,
+        seq,
+        kind: 'b',
+    });
+    let keep = usize::from(job.switched);
+    let old_incrs: Vec<ManifestFile> = {
+        let n = layout.incrs.len().saturating_sub(keep);
+        layout.incrs.drain(..n).collect()
+    };
+    write_manifest(server, &layout.files())?;
+    drop(layout);
+    for f in old_base.iter().chain(&old_incrs) {
+        let _ = std::fs::remove_file(dir.join(&f.name));
+    }
+    let incr = aof.current_size.load(Relaxed) - aof.base_size.load(Relaxed);
+    aof.base_size.store(size, Relaxed);
+    aof.current_size.store(size + incr, Relaxed);
+    Ok(())
 }
 
 fn open_incr(server: &Server, path: &Path) -> std::io::Result<()> {
@@ -515,7 +668,12 @@ fn open_incr(server: &Server, path: &Path) -> std::io::Result<()> {
         written: issued,
         synced: issued,
     });
-    aof.pending.lock().upto = issued;
+    {
+        let mut p = aof.pending.lock();
+        p.upto = issued;
+        // A new file starts with a SELECT, as Redis's do.
+        p.db = None;
+    }
     aof.last_write_ok.store(true, Relaxed);
     aof.enabled.store(true, Relaxed);
     Ok(())

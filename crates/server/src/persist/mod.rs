@@ -88,6 +88,12 @@ struct State {
     scheduled: bool,
     /// Unix seconds of the last BGSAVE attempt.
     last_try: i64,
+    /// A BGREWRITEAOF whose shards are marked, for the saver thread.
+    rewrite_job: Option<aof::RewriteJob>,
+    /// When the running BGREWRITEAOF started.
+    rewriting: Option<Instant>,
+    /// BGREWRITEAOF asked while a BGSAVE ran (or inside EXEC).
+    rewrite_scheduled: bool,
 }
 
 struct Job {
@@ -95,7 +101,7 @@ struct Job {
 }
 
 /// A snapshot begun: the side buffers and what was counted at its start.
-struct Snapshot {
+pub struct Snapshot {
     capture: Arc<Capture>,
     counts: Vec<(usize, usize)>,
     dirty: u64,
@@ -218,7 +224,8 @@ fn begin(server: &Server) -> Snapshot {
 pub fn start_bgsave(server: &Server) -> Result<(), StartError> {
     let p = &server.persist;
     let mut st = p.state.lock();
-    if st.running.is_some() {
+    // One snapshot at a time: the shards carry one set of marks.
+    if st.running.is_some() || st.rewriting.is_some() {
         return Err(StartError::InProgress);
     }
     st.running = Some(Instant::now());
@@ -409,18 +416,26 @@ pub fn run(server: Arc<Server>) {
     let shutdown = server.shutdown.subscribe();
     let p = &server.persist;
     loop {
-        let job = {
+        let (job, rewrite) = {
             let mut st = p.state.lock();
-            if st.job.is_none() {
+            if st.job.is_none() && st.rewrite_job.is_none() {
                 p.changed.wait_for(&mut st, Duration::from_millis(100));
             }
-            st.job.take()
+            (st.job.take(), st.rewrite_job.take())
         };
+        if let Some(rewrite) = rewrite {
+            aof::finish_rewrite(&server, rewrite);
+            continue;
+        }
         if let Some(job) = job {
             finish_bgsave(&server, job);
             continue;
         }
         aof::cron(&server);
+        if aof::rewrite_due(&server) {
+            let _all = server.gates.exclusive();
+            let _ = aof::start_rewrite(&server);
+        }
         if *shutdown.borrow() {
             return;
         }
@@ -436,7 +451,7 @@ pub fn run(server: Arc<Server>) {
 fn due(server: &Server) -> bool {
     let p = &server.persist;
     let st = p.state.lock();
-    if st.running.is_some() {
+    if st.running.is_some() || st.rewriting.is_some() {
         return false;
     }
     let now = crate::now_ms() / 1000;
