@@ -208,8 +208,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    // Switching the AOF on or off at runtime is not supported yet.
-    d("appendonly", Kind::Bool, "no", false),
+    d("appendonly", Kind::Bool, "no", true),
     d(
         "appendfsync",
         Kind::Enum(&["always", "everysec", "no"]),

@@ -457,3 +457,32 @@ fn rewrite_under_writes_keeps_everything() {
     let r = redis_in(&dir);
     assert_eq!(contents(&mut r.connection()), before);
 }
+
+/// CONFIG SET appendonly yes at runtime writes a base of the data set
+/// first; everything is back after a restart with the AOF on.
+#[test]
+fn config_set_appendonly_at_runtime() {
+    let dir = Dir::new("runtime");
+    let before = {
+        let s = ServerProcess::ferrokv(&["--dir", dir.path()]);
+        let mut con = s.connection();
+        cmd(&mut con, "SET before-aof 1");
+        cmd(&mut con, "RPUSH list-before a b");
+        cmd(&mut con, "CONFIG SET appendonly yes");
+        run_workload(&mut con);
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("persistence")
+                .query(&mut con)
+                .expect("INFO");
+            if info.contains("aof_rewrites:1") && info.contains("aof_rewrite_in_progress:0") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        cmd(&mut con, "SET after-base 1");
+        contents(&mut con)
+    };
+    let s = ferrokv_in(&dir, &[]);
+    assert_eq!(contents(&mut s.connection()), before);
+}

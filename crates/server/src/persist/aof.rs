@@ -82,6 +82,8 @@ pub struct Aof {
     pub rewrites: AtomicU64,
     pub last_rewrite_failed: AtomicBool,
     pub last_rewrite_secs: AtomicU64,
+    /// CONFIG SET appendonly yes, waiting for the saver thread.
+    enable_requested: AtomicBool,
 }
 
 /// The base and incr files of the current manifest.
@@ -526,7 +528,7 @@ fn switch_incr(server: &Server) -> std::io::Result<()> {
     let mut layout = aof.layout.lock();
     let seq = layout.incrs.last().map_or(0, |f| f.seq) + 1;
     let name = format!("{}.{seq}.incr.aof", server.config.get("appendfilename"));
-    open_incr(server, &dir_of(server).join(&name))?;
+    open_incr_file(server, &dir_of(server).join(&name), true)?;
     layout.incrs.push(ManifestFile {
         name,
         seq,
@@ -582,6 +584,68 @@ pub fn start_rewrite(server: &Server) -> Rewrite {
     tracing::info!("Background append only file rewriting started");
     p.changed.notify_all();
     Rewrite::Started
+}
+
+/// After CONFIG SET: `appendonly yes` asks the saver thread to start the
+/// AOF ([`enable`]); `no` stops appending at once, after flushing.
+pub fn config_changed(server: &Server) {
+    let aof = &server.persist.aof;
+    let want = server.config.get("appendonly") == "yes";
+    aof.enable_requested.store(want && !aof.enabled(), Relaxed);
+    if !want && aof.enabled() {
+        aof.enabled.store(false, Relaxed);
+        aof.flush(aof.issued(), true);
+        *aof.file.lock() = None;
+        tracing::info!("Append only file turned off");
+    }
+}
+
+/// Whether the saver thread should start the AOF now (no snapshot runs).
+pub fn enable_due(server: &Server) -> bool {
+    let st = server.persist.state.lock();
+    server.persist.aof.enable_requested.load(Relaxed)
+        && st.running.is_none()
+        && st.rewriting.is_none()
+}
+
+/// Turns the AOF on at runtime, as Redis's startAppendOnly: appending to
+/// a fresh incr file starts at the same instant as the snapshot its base
+/// is written from (the caller holds the exclusive gate); the manifest is
+/// written once the base is, so until then the directory is unchanged.
+pub fn enable(server: &Server) {
+    let p = &server.persist;
+    let aof = &p.aof;
+    let mut st = p.state.lock();
+    if !aof.enable_requested.swap(false, Relaxed) || st.running.is_some() || st.rewriting.is_some()
+    {
+        return;
+    }
+    let dir = dir_of(server);
+    let name = format!("{}.1.incr.aof", server.config.get("appendfilename"));
+    let opened =
+        std::fs::create_dir_all(&dir).and_then(|()| open_incr_file(server, &dir.join(&name), true));
+    if let Err(e) = opened {
+        tracing::warn!("Can't open the append-only file: {e}");
+        aof.last_write_ok.store(false, Relaxed);
+        return;
+    }
+    aof.base_size.store(0, Relaxed);
+    *aof.layout.lock() = Layout {
+        base: None,
+        incrs: vec![ManifestFile {
+            name,
+            seq: 1,
+            kind: 'i',
+        }],
+    };
+    st.rewriting = Some(Instant::now());
+    st.rewrite_job = Some(RewriteJob {
+        snapshot: super::begin(server),
+        switched: true,
+    });
+    drop(st);
+    tracing::info!("Background append only file rewriting started");
+    p.changed.notify_all();
 }
 
 /// Asks for a BGREWRITEAOF once nothing else snapshots (inside EXEC).
@@ -657,7 +721,16 @@ fn write_base(server: &Server, job: &RewriteJob) -> std::io::Result<()> {
 }
 
 fn open_incr(server: &Server, path: &Path) -> std::io::Result<()> {
+    open_incr_file(server, path, false)
+}
+
+/// Opens an incr file for appending; `fresh` empties it first (a new
+/// AOF replaces whatever an older one left under the same name).
+fn open_incr_file(server: &Server, path: &Path, fresh: bool) -> std::io::Result<()> {
     let file = OpenOptions::new().create(true).append(true).open(path)?;
+    if fresh {
+        file.set_len(0)?;
+    }
     let aof = &server.persist.aof;
     let base = aof.base_size.load(Relaxed);
     aof.current_size
@@ -671,8 +744,11 @@ fn open_incr(server: &Server, path: &Path) -> std::io::Result<()> {
     {
         let mut p = aof.pending.lock();
         p.upto = issued;
-        // A new file starts with a SELECT, as Redis's do.
+        // A new file starts with a SELECT, as Redis's do; records of a
+        // previous AOF session that raced its end are dropped.
         p.db = None;
+        p.buf.clear();
+        p.parked.clear();
     }
     aof.last_write_ok.store(true, Relaxed);
     aof.enabled.store(true, Relaxed);

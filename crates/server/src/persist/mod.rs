@@ -432,6 +432,10 @@ pub fn run(server: Arc<Server>) {
             continue;
         }
         aof::cron(&server);
+        if aof::enable_due(&server) {
+            let _all = server.gates.exclusive();
+            aof::enable(&server);
+        }
         if aof::rewrite_due(&server) {
             let _all = server.gates.exclusive();
             let _ = aof::start_rewrite(&server);
