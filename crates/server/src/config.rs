@@ -218,6 +218,16 @@ pub const DIRECTIVES: &[Directive] = &[
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
     d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("auto-aof-rewrite-percentage", INT, "100", true),
+    d(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        "67108864",
+        true,
+    ),
 ];
 
 /// Old names Redis still accepts.

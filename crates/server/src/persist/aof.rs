@@ -192,6 +192,13 @@ impl Aof {
         }
     }
 
+    /// At shutdown: everything buffered reaches the disk.
+    pub fn flush_all(&self) {
+        if self.enabled() {
+            self.flush(self.issued(), true);
+        }
+    }
+
     /// Every ticket handed out so far.
     fn issued(&self) -> u64 {
         self.next_ticket.load(Relaxed)
@@ -653,10 +660,30 @@ pub fn schedule_rewrite(server: &Server) {
     server.persist.state.lock().rewrite_scheduled = true;
 }
 
-/// Whether a scheduled BGREWRITEAOF may start now.
+/// Whether a BGREWRITEAOF should start now: one was scheduled, or the
+/// AOF has grown past `auto-aof-rewrite-min-size` and by
+/// `auto-aof-rewrite-percentage` over its base (Redis's serverCron rule).
 pub fn rewrite_due(server: &Server) -> bool {
     let st = server.persist.state.lock();
-    st.rewrite_scheduled && st.running.is_none() && st.rewriting.is_none()
+    if st.running.is_some() || st.rewriting.is_some() {
+        return false;
+    }
+    if st.rewrite_scheduled {
+        return true;
+    }
+    let aof = &server.persist.aof;
+    let percent = server.config.get_i64("auto-aof-rewrite-percentage");
+    let min = server.config.get_i64("auto-aof-rewrite-min-size");
+    let current = aof.current_size.load(Relaxed) as i64;
+    let base = (aof.base_size.load(Relaxed) as i64).max(1);
+    let grown = aof.enabled() && percent > 0 && current > min;
+    grown && (current - base).saturating_mul(100) / base >= percent && {
+        tracing::info!(
+            "Starting automatic rewriting of AOF on {}% growth",
+            (current - base).saturating_mul(100) / base
+        );
+        true
+    }
 }
 
 /// Whether a BGREWRITEAOF runs, and whether one waits to.

@@ -441,6 +441,7 @@ pub fn run(server: Arc<Server>) {
             let _ = aof::start_rewrite(&server);
         }
         if *shutdown.borrow() {
+            p.aof.flush_all();
             return;
         }
         if due(&server) {
