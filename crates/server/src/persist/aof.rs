@@ -9,8 +9,11 @@
 //! set when it called the write hook (`Ctx::modified*`), as Redis decides
 //! by its `dirty` counter delta. [`rewrite`] turns the command into
 //! deterministic commands (relative expiries become absolute PEXPIREAT /
-//! SET PXAT, INCRBYFLOAT and HINCRBYFLOAT become SET / HSET of the result,
-//! SPOP becomes SREM of what was popped) and [`Aof::fill`] appends them.
+//! SET PXAT / RESTORE ABSTTL, INCRBYFLOAT and HINCRBYFLOAT become SET /
+//! HSET of the result, SPOP becomes SREM of what was popped) and
+//! [`Aof::fill`] appends them. Blocking pops served later are logged as
+//! they were sent (BLPOP ...): replay never blocks and finds the same
+//! data, so it pops the same elements.
 //! Commands run inside EXEC or a script are collected on the client and
 //! propagated by the outer EXEC/EVAL/FCALL as one MULTI ... EXEC group
 //! (scripts by their effects, Redis 7's default). A SELECT is written
@@ -331,6 +334,18 @@ pub fn rewrite(name: &str, argv: &[&[u8]], now_ms: i64, reply: &[u8]) -> Vec<Vec
                 unit.zip(argv.get(3))
                     .and_then(|((_, unit, rel), n)| int(n).and_then(|n| abs(unit, rel, n)))
                     .map(|at| vec![pexpireat(argv[1], at)])
+            }
+        }
+        "restore" => {
+            let absolute = argv[4..].iter().any(|a| args::is(a, "absttl"));
+            match int(argv[2]) {
+                Some(ttl) if ttl > 0 && !absolute => abs(1, true, ttl).map(|at| {
+                    let mut out = own(argv);
+                    out[2] = at;
+                    out.push(b"ABSTTL".to_vec());
+                    vec![out]
+                }),
+                _ => None,
             }
         }
         "incrbyfloat" => reply_bulks(reply)
