@@ -190,6 +190,12 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
             .name("ferrokv-save".into())
             .spawn(move || ferrokv::persist::run(server))?
     };
+    let aof_sync = {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("ferrokv-aof-sync".into())
+            .spawn(move || ferrokv::persist::aof::sync_thread(server))?
+    };
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut stop = server.shutdown.subscribe();
     let signalled = tokio::select! {
@@ -226,6 +232,7 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
     let _ = tokio::task::spawn_blocking(move || {
         let _ = expirer.join();
         let _ = saver.join();
+        let _ = aof_sync.join();
     })
     .await;
     result?;

@@ -87,6 +87,13 @@ pub struct Aof {
     pub last_rewrite_secs: AtomicU64,
     /// CONFIG SET appendonly yes, waiting for the saver thread.
     enable_requested: AtomicBool,
+    /// `appendfsync always`: the highest ticket a connection waits for,
+    /// and the sync thread's wake-up.
+    sync_wanted: Mutex<u64>,
+    sync_cv: Condvar,
+    /// Tickets below this are on disk; waiters are told when it moves.
+    synced_upto: AtomicU64,
+    synced: tokio::sync::Notify,
 }
 
 /// The base and incr files of the current manifest.
@@ -161,6 +168,11 @@ impl Aof {
     /// Writes the buffer up to at least `ticket` (exclusive) to the file,
     /// and fsyncs it when `sync`.
     fn flush(&self, ticket: u64, sync: bool) {
+        self.flush_as(ticket, sync, false)
+    }
+
+    /// [`flush`](Self::flush); `always` when the policy is `always`.
+    fn flush_as(&self, ticket: u64, sync: bool, always: bool) {
         let mut f = self.file.lock();
         let Some(incr) = f.as_mut() else {
             return;
@@ -191,6 +203,12 @@ impl Aof {
             if ok {
                 incr.synced = incr.written;
                 *self.last_fsync.lock() = Some(Instant::now());
+                self.synced_upto.fetch_max(incr.synced, Relaxed);
+                self.synced.notify_waiters();
+            } else if always {
+                // As Redis: a reply may never claim a write is on disk.
+                tracing::warn!("Can't recover from AOF fsync error when the AOF fsync policy is 'always'. Exiting...");
+                std::process::exit(1);
             }
         }
     }
@@ -221,23 +239,80 @@ fn encode<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
 
 /// Called before a connection sends replies: the records of its commands
 /// (tickets below `client.aof_ticket`) reach the file, and the disk with
-/// `appendfsync always`.
-pub fn before_reply(server: &Server, client: &Client) {
+/// `appendfsync always`. Then the connection waits for the sync thread,
+/// and its event loop serves other connections meanwhile, whose writes
+/// the next fsync covers too (group commit).
+pub async fn before_reply(server: &Server, client: &Client) {
+    wait_for(server, client.aof_ticket).await;
+}
+
+/// Called before a served blocked client's reply: its command ran on a
+/// writer's behalf, so everything issued so far must be in.
+pub async fn before_served_reply(server: &Server) {
+    wait_for(server, server.persist.aof.issued()).await;
+}
+
+async fn wait_for(server: &Server, ticket: u64) {
+    let aof = &server.persist.aof;
+    if ticket == 0 || !aof.enabled() {
+        return;
+    }
+    if server.config.get("appendfsync") != "always" {
+        aof.flush(ticket, false);
+        return;
+    }
+    loop {
+        let synced = aof.synced.notified();
+        tokio::pin!(synced);
+        synced.as_mut().enable();
+        if aof.synced_upto.load(Relaxed) >= ticket || !aof.enabled() {
+            return;
+        }
+        {
+            let mut wanted = aof.sync_wanted.lock();
+            if *wanted < ticket {
+                *wanted = ticket;
+                aof.sync_cv.notify_one();
+            }
+        }
+        synced.await;
+    }
+}
+
+/// [`before_reply`] for the script thread, which sends the reply of a
+/// script through the caller's connection: it writes and syncs itself.
+pub fn before_reply_blocking(server: &Server, client: &Client) {
     let aof = &server.persist.aof;
     if client.aof_ticket == 0 || !aof.enabled() {
         return;
     }
     let always = server.config.get("appendfsync") == "always";
-    aof.flush(client.aof_ticket, always);
+    aof.flush_as(client.aof_ticket, always, always);
 }
 
-/// Called before a served blocked client's reply: its command ran on a
-/// writer's behalf, so everything issued so far is flushed.
-pub fn before_served_reply(server: &Server) {
+/// The sync thread of `appendfsync always`: writes and fsyncs whatever is
+/// buffered whenever a connection waits, so one fsync serves every write
+/// made meanwhile. Returns when the server shuts down.
+pub fn sync_thread(server: std::sync::Arc<Server>) {
+    let shutdown = server.shutdown.subscribe();
     let aof = &server.persist.aof;
-    if aof.enabled() {
-        let always = server.config.get("appendfsync") == "always";
-        aof.flush(aof.issued(), always);
+    loop {
+        let wanted = {
+            let mut wanted = aof.sync_wanted.lock();
+            while *wanted <= aof.synced_upto.load(Relaxed) {
+                if *shutdown.borrow() {
+                    return;
+                }
+                aof.sync_cv
+                    .wait_for(&mut wanted, std::time::Duration::from_millis(100));
+            }
+            *wanted
+        };
+        let upto = aof.pending.lock().upto.max(wanted);
+        aof.flush_as(upto, true, true);
+        if !aof.enabled() {
+            aof.synced.notify_waiters();
+        }
     }
 }
 
@@ -618,6 +693,7 @@ pub fn config_changed(server: &Server) {
         aof.enabled.store(false, Relaxed);
         aof.flush(aof.issued(), true);
         *aof.file.lock() = None;
+        aof.synced.notify_waiters();
         tracing::info!("Append only file turned off");
     }
 }

@@ -306,7 +306,7 @@ pub fn spawn_thread(server: Arc<Server>) -> std::io::Result<()> {
                             command::execute(&server, &mut client, &mut reply, &r, &argv)
                         };
                         // The caller's connection sends this reply as is.
-                        crate::persist::aof::before_reply(&server, &client);
+                        crate::persist::aof::before_reply_blocking(&server, &client);
                         flow
                     }
                     Err(e) => {
