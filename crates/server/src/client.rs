@@ -66,6 +66,11 @@ pub struct Client {
     pub cas_dirty: Arc<AtomicBool>,
     /// The event loop's gate (see crate::gate).
     pub gate: usize,
+    /// One past the highest AOF ticket of this client's writes: its
+    /// replies wait until the AOF has them (persist::aof::before_reply).
+    pub aof_ticket: u64,
+    /// Writes of the running EXEC or script, propagated together by it.
+    pub propagated: Vec<crate::persist::aof::Propagated>,
 }
 
 /// A transaction being queued.
@@ -91,6 +96,8 @@ impl Client {
             watched: Vec::new(),
             cas_dirty: Arc::new(AtomicBool::new(false)),
             gate: 0,
+            aof_ticket: 0,
+            propagated: Vec::new(),
         }
     }
 
@@ -156,6 +163,8 @@ impl Registry {
             watched: Vec::new(),
             cas_dirty: Arc::new(AtomicBool::new(false)),
             gate: 0,
+            aof_ticket: 0,
+            propagated: Vec::new(),
         }
     }
 

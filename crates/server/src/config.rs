@@ -208,9 +208,26 @@ pub const DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
-    // AOF is not built yet: only "no" is valid, so that tools that read or
-    // pass it keep working.
-    d("appendonly", Kind::Enum(&["no"]), "no", false),
+    d("appendonly", Kind::Bool, "no", true),
+    d(
+        "appendfsync",
+        Kind::Enum(&["always", "everysec", "no"]),
+        "everysec",
+        true,
+    ),
+    d("appendfilename", Kind::Str, "appendonly.aof", false),
+    d("appenddirname", Kind::Str, "appendonlydir", false),
+    d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("auto-aof-rewrite-percentage", INT, "100", true),
+    d(
+        "auto-aof-rewrite-min-size",
+        Kind::Memory {
+            min: 0,
+            max: i64::MAX,
+        },
+        "67108864",
+        true,
+    ),
 ];
 
 /// Old names Redis still accepts.

@@ -165,7 +165,7 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
         .map_err(|e| std::io::Error::new(e.kind(), format!("can't chdir to '{dir}': {e}")))?;
     // Before listening: no client may see a half-loaded data set, and a
     // damaged file stops the server here.
-    ferrokv::persist::load(&server).map_err(std::io::Error::other)?;
+    ferrokv::persist::aof::load_at_start(&server).map_err(std::io::Error::other)?;
     let listeners = ferrokv::net::bind(&server).await?;
     let addrs: Vec<String> = server.bound.lock().iter().map(|a| a.to_string()).collect();
     tracing::info!(
@@ -194,6 +194,12 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
         std::thread::Builder::new()
             .name("ferrokv-save".into())
             .spawn(move || ferrokv::persist::run(server))?
+    };
+    let aof_sync = {
+        let server = server.clone();
+        std::thread::Builder::new()
+            .name("ferrokv-aof-sync".into())
+            .spawn(move || ferrokv::persist::aof::sync_thread(server))?
     };
     let mut stop = server.shutdown.subscribe();
     let signalled = tokio::select! {
@@ -230,6 +236,7 @@ async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::R
     let _ = tokio::task::spawn_blocking(move || {
         let _ = expirer.join();
         let _ = saver.join();
+        let _ = aof_sync.join();
     })
     .await;
     result?;

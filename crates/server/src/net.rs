@@ -217,6 +217,7 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
         }
         let (consumed, flow) = process(server, client, &mut parser, &rbuf, &mut reply).await;
         rbuf.advance(consumed);
+        crate::persist::aof::before_reply(server, client).await;
         if !flush(server, stream, &mut reply).await {
             return;
         }
@@ -238,6 +239,7 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
                 {
                     return;
                 }
+                crate::persist::aof::before_served_reply(server).await;
                 if !flush(server, stream, &mut reply).await {
                     return;
                 }

@@ -2,6 +2,10 @@
 //! MOVE, KEYS, SCAN, OBJECT, the EXPIRE and TTL families ...) and the
 //! database-wide DBSIZE, FLUSHDB, FLUSHALL and SWAPDB.
 //!
+//! FLUSHDB, FLUSHALL and SWAPDB run under the exclusive gate: they change
+//! whole databases, so no other command may interleave with them, and
+//! their place in the AOF (see persist::aof) is then unambiguous.
+//!
 //! Everything here works on keys whatever their type; reading or changing
 //! a value's contents belongs to the type's own family.
 
@@ -135,7 +139,7 @@ pub const COMMANDS: &[Command] = &[
     server_group(cmd(
         "flushdb",
         -1,
-        W,
+        W | flags::EXCLUSIVE,
         NO_KEYS,
         KS | acl::DANGEROUS,
         flushdb,
@@ -145,7 +149,7 @@ pub const COMMANDS: &[Command] = &[
     server_group(cmd(
         "flushall",
         -1,
-        W,
+        W | flags::EXCLUSIVE,
         NO_KEYS,
         KS | acl::DANGEROUS,
         flushall,
@@ -169,7 +173,7 @@ pub const COMMANDS: &[Command] = &[
     server_group(cmd(
         "swapdb",
         3,
-        WF,
+        WF | flags::EXCLUSIVE,
         NO_KEYS,
         KS | acl::DANGEROUS,
         swapdb,

@@ -545,6 +545,11 @@ pub struct Ctx<'a> {
     serving: bool,
     /// The command runs inside EXEC: it must not block.
     in_transaction: bool,
+    /// The command called the write hook: it is propagated.
+    dirty: std::cell::Cell<bool>,
+    /// Its place in the propagation order (see persist::aof), taken at the
+    /// first write while the keys are still locked.
+    ticket: std::cell::Cell<Option<u64>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -569,12 +574,23 @@ impl<'a> Ctx<'a> {
 
     /// Like [`modified`](Self::modified) for a key of another database.
     pub fn modified_in(&self, db: usize, key: &[u8]) {
+        self.wrote();
         self.server
             .stats
             .dirty
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.server.watches.touch(db, key);
         self.server.blocking.signal(db, key);
+    }
+
+    /// Marks the command for propagation and, outside EXEC and scripts
+    /// (whose group is ordered at its end), takes its ticket now, while
+    /// the changed keys are locked.
+    fn wrote(&self) {
+        self.dirty.set(true);
+        if !self.in_transaction && self.ticket.get().is_none() {
+            self.ticket.set(self.server.persist.aof.ticket());
+        }
     }
 
     /// Publishes the keyspace notification `event` of `class` (a
@@ -661,6 +677,7 @@ impl<'a> Ctx<'a> {
     /// [`watched_existing`](Self::watched_existing) per database, `changes`
     /// is what Redis adds to its dirty counter.
     pub fn modified_dbs(&self, touched: &[(usize, Vec<Vec<u8>>)], changes: u64) {
+        self.wrote();
         self.server
             .stats
             .dirty
@@ -785,6 +802,7 @@ fn run(
 ) -> Flow {
     let stats = &server.commands.stats[r.id];
     let start = Instant::now();
+    let (db, mark) = (client.db, reply.buf.len());
     let mut ctx = Ctx {
         server,
         client,
@@ -793,9 +811,21 @@ fn run(
         flow: Flow::Continue,
         serving,
         in_transaction,
+        dirty: std::cell::Cell::new(false),
+        ticket: std::cell::Cell::new(None),
     };
     let result = (r.cmd.handler)(&mut ctx, argv);
     let flow = ctx.flow;
+    let (now_ms, dirty, ticket) = (ctx.now_ms, ctx.dirty.get(), ctx.ticket.get());
+    propagate(
+        server,
+        client,
+        r,
+        argv,
+        (db, now_ms, &reply.buf[mark..]),
+        in_transaction,
+        (dirty, ticket),
+    );
     if let Err(e) = result {
         stats.failed.fetch_add(1, Relaxed);
         reply.error(&e.text());
@@ -820,6 +850,56 @@ fn run(
         .latency
         .add_if_needed(&server.config, event, usec / 1000);
     flow
+}
+
+/// The propagation hook (see persist::aof): a command that changed the
+/// data set is recorded in its deterministic form; inside EXEC or a script
+/// it joins the client's group, which the outer command records wrapped
+/// in MULTI ... EXEC under one ticket.
+fn propagate(
+    server: &Server,
+    client: &mut Client,
+    r: &Resolved,
+    argv: &[&[u8]],
+    (db, now_ms, reply): (usize, i64, &[u8]),
+    in_transaction: bool,
+    (dirty, ticket): (bool, Option<u64>),
+) {
+    use crate::persist::aof;
+    let log = &server.persist.aof;
+    if ticket.is_none() && !log.enabled() {
+        return;
+    }
+    let rewritten = || {
+        aof::rewrite(r.cmd.name, argv, now_ms, reply)
+            .into_iter()
+            .map(|c| (db, c))
+    };
+    if in_transaction {
+        if dirty {
+            client.propagated.extend(rewritten());
+        }
+        return;
+    }
+    let mut records: Vec<aof::Propagated> = Vec::new();
+    if dirty {
+        records.extend(rewritten());
+    }
+    let group = std::mem::take(&mut client.propagated);
+    if !group.is_empty() {
+        records.push((db, vec![b"MULTI".to_vec()]));
+        records.extend(group);
+        records.push((db, vec![b"EXEC".to_vec()]));
+    }
+    let ticket = match ticket {
+        None if records.is_empty() => None,
+        None => log.ticket(),
+        t => t,
+    };
+    if let Some(t) = ticket {
+        log.fill(t, records);
+        client.aof_ticket = client.aof_ticket.max(t + 1);
+    }
 }
 
 /// Serves clients blocked on keys that writes have made ready, oldest

@@ -1,4 +1,4 @@
-//! Persistence commands: SAVE, BGSAVE and LASTSAVE (Redis's "server"
+//! Persistence commands: SAVE, BGSAVE, BGREWRITEAOF and LASTSAVE (Redis's "server"
 //! group), DUMP and RESTORE (its "generic" group). The snapshot machinery
 //! and the payload format live in crate::persist.
 
@@ -64,6 +64,17 @@ pub const COMMANDS: &[Command] = &[
         bgsave,
         "server",
         "Asynchronously save the dataset to disk",
+        "1.0.0",
+    ),
+    cmd(
+        "bgrewriteaof",
+        1,
+        flags::ADMIN | flags::NOSCRIPT | flags::NO_ASYNC_LOADING | flags::EXCLUSIVE,
+        NO_KEYS,
+        0,
+        bgrewriteaof,
+        "server",
+        "Asynchronously rewrite the append-only file",
         "1.0.0",
     ),
     cmd(
@@ -264,3 +275,40 @@ fn restore_locked(
     ctx.reply.ok();
     Ok(())
 }
+
+/// BGREWRITEAOF: +Background append only file rewriting started, or
+/// +...scheduled while a BGSAVE runs or inside MULTI/EXEC; an error while
+/// another rewrite runs. Runs under the exclusive gate, which the snapshot
+/// and the switch to a new incr file need for an instant.
+fn bgrewriteaof(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    use persist::aof::{self, Rewrite};
+    let (running, _) = aof::rewrite_state(ctx.server);
+    if running.is_some() {
+        return Err(REWRITE_IN_PROGRESS);
+    }
+    if ctx.in_transaction() {
+        aof::schedule_rewrite(ctx.server);
+        ctx.reply
+            .simple("Background append only file rewriting scheduled");
+        return Ok(());
+    }
+    match aof::start_rewrite(ctx.server) {
+        Rewrite::Started => ctx
+            .reply
+            .simple("Background append only file rewriting started"),
+        Rewrite::Scheduled => ctx
+            .reply
+            .simple("Background append only file rewriting scheduled"),
+        Rewrite::InProgress => return Err(REWRITE_IN_PROGRESS),
+        Rewrite::Failed(e) => {
+            tracing::warn!("Can't rewrite append only file in background: {e}");
+            return Err(CmdError::Static(
+                "ERR Can't execute an AOF background rewriting. Please check the server logs for more information.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+const REWRITE_IN_PROGRESS: CmdError =
+    CmdError::Static("ERR Background append only file rewriting already in progress");

@@ -1,6 +1,6 @@
 //! Persistence: RDB snapshots in Redis's format (SAVE, BGSAVE, the `save`
 //! policy, SHUTDOWN and signals), loading at start-up, and the shared state
-//! INFO persistence and MISCONF read. AOF is not here yet.
+//! INFO persistence and MISCONF read. The append-only file is in [`aof`].
 //!
 //! # Point-in-time snapshots without fork
 //!
@@ -35,6 +35,7 @@
 //! Files are written to `temp-<pid>.rdb`, fsynced, and renamed over
 //! `dbfilename`, so a failed save never damages the previous dump.
 
+pub mod aof;
 pub mod crc64;
 pub mod lzf;
 pub mod rdb;
@@ -74,6 +75,7 @@ pub struct Persistence {
     pub loaded_expired: AtomicU64,
     /// Peak bytes held in side buffers by the last snapshot.
     pub last_peak_frozen: AtomicU64,
+    pub aof: aof::Aof,
 }
 
 #[derive(Default)]
@@ -86,6 +88,12 @@ struct State {
     scheduled: bool,
     /// Unix seconds of the last BGSAVE attempt.
     last_try: i64,
+    /// A BGREWRITEAOF whose shards are marked, for the saver thread.
+    rewrite_job: Option<aof::RewriteJob>,
+    /// When the running BGREWRITEAOF started.
+    rewriting: Option<Instant>,
+    /// BGREWRITEAOF asked while a BGSAVE ran (or inside EXEC).
+    rewrite_scheduled: bool,
 }
 
 struct Job {
@@ -93,7 +101,7 @@ struct Job {
 }
 
 /// A snapshot begun: the side buffers and what was counted at its start.
-struct Snapshot {
+pub struct Snapshot {
     capture: Arc<Capture>,
     counts: Vec<(usize, usize)>,
     dirty: u64,
@@ -118,6 +126,7 @@ impl Default for Persistence {
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
             last_peak_frozen: AtomicU64::new(0),
+            aof: aof::Aof::default(),
         }
     }
 }
@@ -215,7 +224,8 @@ fn begin(server: &Server) -> Snapshot {
 pub fn start_bgsave(server: &Server) -> Result<(), StartError> {
     let p = &server.persist;
     let mut st = p.state.lock();
-    if st.running.is_some() {
+    // One snapshot at a time: the shards carry one set of marks.
+    if st.running.is_some() || st.rewriting.is_some() {
         return Err(StartError::InProgress);
     }
     st.running = Some(Instant::now());
@@ -287,16 +297,33 @@ impl Persistence {
 /// Writes `snapshot` to `dbfilename` in the current directory (`dir`)
 /// through a temporary file, fsynced and renamed into place.
 fn write_snapshot(server: &Server, snapshot: &Snapshot) -> std::io::Result<()> {
+    let target = server.config.get("dbfilename");
+    write_snapshot_to(server, snapshot, std::path::Path::new(&target), false)
+}
+
+/// Writes `snapshot` to `target` through a temporary file; `aof_base`
+/// marks an AOF base file (the `aof-base` aux field).
+fn write_snapshot_to(
+    server: &Server,
+    snapshot: &Snapshot,
+    target: &std::path::Path,
+    aof_base: bool,
+) -> std::io::Result<()> {
     let tmp = format!("temp-{}.rdb", std::process::id());
-    let result = write_file(server, snapshot, &tmp);
+    let result = write_file(server, snapshot, &tmp, target, aof_base);
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
 }
 
-fn write_file(server: &Server, snapshot: &Snapshot, tmp: &str) -> std::io::Result<()> {
-    let target = server.config.get("dbfilename");
+fn write_file(
+    server: &Server,
+    snapshot: &Snapshot,
+    tmp: &str,
+    target: &std::path::Path,
+    aof_base: bool,
+) -> std::io::Result<()> {
     let checksum = server.config.get("rdbchecksum") == "yes";
     let file = std::fs::File::create(tmp).map_err(|e| {
         let cwd = std::env::current_dir()
@@ -323,7 +350,7 @@ fn write_file(server: &Server, snapshot: &Snapshot, tmp: &str) -> std::io::Resul
         "used-mem",
         crate::stats::used_memory().to_string().as_bytes(),
     );
-    enc.aux("aof-base", b"0");
+    enc.aux("aof-base", if aof_base { b"1" } else { b"0" });
     out.write(&enc.buf)?;
     for (db, &(keys, expires)) in snapshot.counts.iter().enumerate() {
         let mut enc = rdb::Encoder::new(capture.compress);
@@ -350,9 +377,13 @@ fn write_file(server: &Server, snapshot: &Snapshot, tmp: &str) -> std::io::Resul
     let file = out.file.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     drop(file);
-    std::fs::rename(tmp, &target)?;
+    std::fs::rename(tmp, target)?;
     // The rename itself must survive a crash.
-    if let Ok(dir) = std::fs::File::open(".") {
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
     server
@@ -385,18 +416,32 @@ pub fn run(server: Arc<Server>) {
     let shutdown = server.shutdown.subscribe();
     let p = &server.persist;
     loop {
-        let job = {
+        let (job, rewrite) = {
             let mut st = p.state.lock();
-            if st.job.is_none() {
+            if st.job.is_none() && st.rewrite_job.is_none() {
                 p.changed.wait_for(&mut st, Duration::from_millis(100));
             }
-            st.job.take()
+            (st.job.take(), st.rewrite_job.take())
         };
+        if let Some(rewrite) = rewrite {
+            aof::finish_rewrite(&server, rewrite);
+            continue;
+        }
         if let Some(job) = job {
             finish_bgsave(&server, job);
             continue;
         }
+        aof::cron(&server);
+        if aof::enable_due(&server) {
+            let _all = server.gates.exclusive();
+            aof::enable(&server);
+        }
+        if aof::rewrite_due(&server) {
+            let _all = server.gates.exclusive();
+            let _ = aof::start_rewrite(&server);
+        }
         if *shutdown.borrow() {
+            p.aof.flush_all();
             return;
         }
         if due(&server) {
@@ -411,7 +456,7 @@ pub fn run(server: Arc<Server>) {
 fn due(server: &Server) -> bool {
     let p = &server.persist;
     let st = p.state.lock();
-    if st.running.is_some() {
+    if st.running.is_some() || st.rewriting.is_some() {
         return false;
     }
     let now = crate::now_ms() / 1000;
@@ -495,11 +540,16 @@ pub fn load(server: &Server) -> Result<(), String> {
             ))
         }
     };
+    load_rdb(server, &data, &name)
+}
+
+/// Loads an RDB image (a dump or an AOF base) into the keyspace.
+pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> {
     let start = Instant::now();
     let now = crate::now_ms();
     let (mut loaded, mut expired) = (0u64, 0u64);
     let result = rdb::read_file(
-        &data,
+        data,
         server.keyspace.len(),
         server.config.get("rdbchecksum") == "yes",
         encodings(server),

@@ -346,6 +346,8 @@ impl Engine {
             Ok(Some(failure(&value, t.name, busy.killed())))
         });
         lua.remove_hook();
+        // The script's writes are propagated by EVAL/FCALL as one group.
+        ctx.client.propagated.append(&mut client.propagated);
         match outcome {
             Ok(None) => Ok(()),
             Ok(Some(text)) => Err(CmdError::Owned(text)),

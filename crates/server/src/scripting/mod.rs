@@ -301,8 +301,13 @@ pub fn spawn_thread(server: Arc<Server>) -> std::io::Result<()> {
                 let flow = match server.commands.resolve(&argv) {
                     Ok(r) => {
                         let mut client = Client::on_behalf_of(job.shared, job.db);
-                        let _all = server.gates.exclusive();
-                        command::execute(&server, &mut client, &mut reply, &r, &argv)
+                        let flow = {
+                            let _all = server.gates.exclusive();
+                            command::execute(&server, &mut client, &mut reply, &r, &argv)
+                        };
+                        // The caller's connection sends this reply as is.
+                        crate::persist::aof::before_reply_blocking(&server, &client);
+                        flow
                     }
                     Err(e) => {
                         reply.error(&e.text());

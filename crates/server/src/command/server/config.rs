@@ -105,6 +105,7 @@ fn set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     }
     let pairs: Vec<(&[u8], &[u8])> = argv[2..].chunks_exact(2).map(|p| (p[0], p[1])).collect();
     ctx.server.config.set(&pairs).map_err(CmdError::Owned)?;
+    crate::persist::aof::config_changed(ctx.server);
     ctx.reply.ok();
     Ok(())
 }

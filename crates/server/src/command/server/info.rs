@@ -262,10 +262,17 @@ fn memory(_s: &Server, out: &mut String) {
 }
 
 /// RDB state in Redis's field names (no fork, so the copy-on-write
-/// fields report what the snapshot copied for writers); AOF is not built.
+/// fields report what the snapshot copied for writers) and the AOF's
+/// (aof_last_rewrite_time_sec is -1 until a rewrite succeeded).
 fn persistence(s: &Server, out: &mut String) {
     let p = &s.persist;
     let ok = |b: bool| if b { "ok" } else { "err" };
+    let (rewriting, scheduled) = crate::persist::aof::rewrite_state(s);
+    let rewrites = p.aof.rewrites.load(Relaxed);
+    let last_rewrite = match rewrites {
+        0 => -1,
+        _ => p.aof.last_rewrite_secs.load(Relaxed) as i64,
+    };
     fields!(out,
         "loading" => 0,
         "async_loading" => 0,
@@ -279,15 +286,21 @@ fn persistence(s: &Server, out: &mut String) {
         "rdb_last_cow_size" => p.last_peak_frozen.load(Relaxed),
         "rdb_last_load_keys_expired" => p.loaded_expired.load(Relaxed),
         "rdb_last_load_keys_loaded" => p.loaded_keys.load(Relaxed),
-        "aof_enabled" => 0,
-        "aof_rewrite_in_progress" => 0,
-        "aof_rewrite_scheduled" => 0,
-        "aof_last_rewrite_time_sec" => -1,
-        "aof_current_rewrite_time_sec" => -1,
-        "aof_last_bgrewrite_status" => "ok",
-        "aof_rewrites" => 0,
-        "aof_last_write_status" => "ok",
+        "aof_enabled" => p.aof.enabled() as u8,
+        "aof_rewrite_in_progress" => rewriting.is_some() as u8,
+        "aof_rewrite_scheduled" => scheduled as u8,
+        "aof_last_rewrite_time_sec" => last_rewrite,
+        "aof_current_rewrite_time_sec" => rewriting.map_or(-1, |t| t.elapsed().as_secs() as i64),
+        "aof_last_bgrewrite_status" => ok(!p.aof.last_rewrite_failed.load(Relaxed)),
+        "aof_rewrites" => rewrites,
+        "aof_last_write_status" => ok(!p.aof.enabled() || p.aof.last_write_ok.load(Relaxed)),
     );
+    if p.aof.enabled() {
+        fields!(out,
+            "aof_current_size" => p.aof.current_size.load(Relaxed),
+            "aof_base_size" => p.aof.base_size.load(Relaxed),
+        );
+    }
 }
 
 fn stats(s: &Server, out: &mut String) {
