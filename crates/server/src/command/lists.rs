@@ -11,34 +11,16 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::{int, is, timeout};
-use super::{acl, flags, CmdError, Command, Ctx, Keys};
+use super::{acl, flags, CmdError, Command, Ctx, Family, Keys};
 use crate::blocking::TimeoutReply;
 use crate::pubsub::events;
 use crate::store::list::{End, List};
 use crate::store::{EntryMut, Locked, Object, Value, ValueRef};
 
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: Keys,
-    handler: super::Handler,
-    summary: &'static str,
-    since: &'static str,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        keys,
-        acl: acl::LIST,
-        handler,
-        subcommands: &[],
-        group: "list",
-        summary,
-        since,
-    }
-}
+const FAMILY: Family = Family {
+    acl: acl::LIST,
+    group: "list",
+};
 
 const ONE_KEY: Keys = Keys {
     first: 1,
@@ -68,7 +50,7 @@ const BLOCKING: u32 = flags::BLOCKING;
 const NOSCRIPT: u32 = flags::NOSCRIPT;
 
 pub const COMMANDS: &[Command] = &[
-    cmd(
+    FAMILY.cmd(
         "lpush",
         -3,
         W | DENYOOM | FAST,
@@ -77,7 +59,7 @@ pub const COMMANDS: &[Command] = &[
         "Prepend one or multiple elements to a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "rpush",
         -3,
         W | DENYOOM | FAST,
@@ -86,7 +68,7 @@ pub const COMMANDS: &[Command] = &[
         "Append one or multiple elements to a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lpushx",
         -3,
         W | DENYOOM | FAST,
@@ -95,7 +77,7 @@ pub const COMMANDS: &[Command] = &[
         "Prepend an element to a list, only if the list exists",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "rpushx",
         -3,
         W | DENYOOM | FAST,
@@ -104,7 +86,7 @@ pub const COMMANDS: &[Command] = &[
         "Append an element to a list, only if the list exists",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lpop",
         -2,
         W | FAST,
@@ -113,7 +95,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove and get the first elements in a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "rpop",
         -2,
         W | FAST,
@@ -122,7 +104,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove and get the last elements in a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "llen",
         2,
         R | FAST,
@@ -131,7 +113,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the length of a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lrange",
         4,
         R,
@@ -140,7 +122,7 @@ pub const COMMANDS: &[Command] = &[
         "Get a range of elements from a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lindex",
         3,
         R,
@@ -149,7 +131,7 @@ pub const COMMANDS: &[Command] = &[
         "Get an element from a list by its index",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lset",
         4,
         W | DENYOOM,
@@ -158,7 +140,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the value of an element in a list by its index",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "linsert",
         5,
         W | DENYOOM,
@@ -167,7 +149,7 @@ pub const COMMANDS: &[Command] = &[
         "Insert an element before or after another element in a list",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lrem",
         4,
         W,
@@ -176,7 +158,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove elements from a list",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "ltrim",
         4,
         W,
@@ -185,7 +167,7 @@ pub const COMMANDS: &[Command] = &[
         "Trim a list to the specified range",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lpos",
         -3,
         R,
@@ -194,7 +176,7 @@ pub const COMMANDS: &[Command] = &[
         "Return the index of matching elements on a list",
         "6.0.6",
     ),
-    cmd(
+    FAMILY.cmd(
         "lmove",
         5,
         W | DENYOOM,
@@ -203,7 +185,7 @@ pub const COMMANDS: &[Command] = &[
         "Pop an element from a list, push it to another list and return it",
         "6.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "rpoplpush",
         3,
         W | DENYOOM,
@@ -212,7 +194,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove the last element in a list, prepend it to another list and return it",
         "1.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lmpop",
         -4,
         W | flags::MOVABLE_KEYS,
@@ -221,7 +203,7 @@ pub const COMMANDS: &[Command] = &[
         "Pop elements from a list",
         "7.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "blpop",
         -3,
         W | NOSCRIPT | BLOCKING,
@@ -230,7 +212,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove and get the first element in a list, or block until one is available",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "brpop",
         -3,
         W | NOSCRIPT | BLOCKING,
@@ -239,7 +221,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove and get the last element in a list, or block until one is available",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "blmove",
         6,
         W | DENYOOM | NOSCRIPT | BLOCKING,
@@ -248,7 +230,7 @@ pub const COMMANDS: &[Command] = &[
         "Pop an element from a list, push it to another list and return it; or block until one is available",
         "6.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "brpoplpush",
         4,
         W | DENYOOM | NOSCRIPT | BLOCKING,
@@ -257,7 +239,7 @@ pub const COMMANDS: &[Command] = &[
         "Pop an element from a list, push it to another list and return it; or block until one is available",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "blmpop",
         -5,
         W | BLOCKING | flags::MOVABLE_KEYS,

@@ -285,6 +285,42 @@ impl Command {
     }
 }
 
+/// What the commands of one family share: their ACL category and the group
+/// COMMAND DOCS reports.
+pub struct Family {
+    pub acl: u32,
+    pub group: &'static str,
+}
+
+impl Family {
+    /// An entry of this family, without subcommands. The arguments are the
+    /// table's columns, in the order every entry lists them.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn cmd(
+        &self,
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: Keys,
+        handler: Handler,
+        summary: &'static str,
+        since: &'static str,
+    ) -> Command {
+        Command {
+            name,
+            arity,
+            flags,
+            keys,
+            acl: self.acl,
+            handler,
+            subcommands: &[],
+            group: self.group,
+            summary,
+            since,
+        }
+    }
+}
+
 /// Families in the order COMMAND lists them.
 const FAMILIES: &[&[Command]] = &[
     strings::COMMANDS,

@@ -5,7 +5,7 @@
 //! standalone Redis 7.0: SPUBLISH reaches SSUBSCRIBE subscribers only and
 //! patterns never match them.
 
-use super::{flags, CmdError, Command, Ctx, Handler, Keys, NO_KEYS};
+use super::{flags, CmdError, Command, Ctx, Family, Keys, NO_KEYS};
 use crate::pubsub::Kind;
 
 const SUBSCRIBE: u32 =
@@ -26,31 +26,13 @@ const FIRST_ARG: Keys = Keys {
 };
 
 #[allow(clippy::too_many_arguments)]
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: Keys,
-    handler: Handler,
-    summary: &'static str,
-    since: &'static str,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        keys,
-        acl: 0,
-        handler,
-        subcommands: &[],
-        group: "pubsub",
-        summary,
-        since,
-    }
-}
+const FAMILY: Family = Family {
+    acl: 0,
+    group: "pubsub",
+};
 
 pub const COMMANDS: &[Command] = &[
-    cmd(
+    FAMILY.cmd(
         "subscribe",
         -2,
         SUBSCRIBE,
@@ -59,7 +41,7 @@ pub const COMMANDS: &[Command] = &[
         "Listen for messages published to the given channels",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "unsubscribe",
         -1,
         SUBSCRIBE,
@@ -68,7 +50,7 @@ pub const COMMANDS: &[Command] = &[
         "Stop listening for messages posted to the given channels",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "psubscribe",
         -2,
         SUBSCRIBE,
@@ -77,7 +59,7 @@ pub const COMMANDS: &[Command] = &[
         "Listen for messages published to channels matching the given patterns",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "punsubscribe",
         -1,
         SUBSCRIBE,
@@ -86,7 +68,7 @@ pub const COMMANDS: &[Command] = &[
         "Stop listening for messages posted to channels matching the given patterns",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "publish",
         3,
         PUBLISH,
@@ -95,7 +77,7 @@ pub const COMMANDS: &[Command] = &[
         "Post a message to a channel",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "ssubscribe",
         -2,
         SUBSCRIBE,
@@ -104,7 +86,7 @@ pub const COMMANDS: &[Command] = &[
         "Listen for messages published to the given shard channels",
         "7.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sunsubscribe",
         -1,
         SUBSCRIBE,
@@ -113,7 +95,7 @@ pub const COMMANDS: &[Command] = &[
         "Stop listening for messages posted to the given shard channels",
         "7.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "spublish",
         3,
         PUBLISH,
@@ -130,7 +112,7 @@ pub const COMMANDS: &[Command] = &[
         acl: 0,
         handler: without_subcommand,
         subcommands: &[
-            cmd(
+            FAMILY.cmd(
                 "channels",
                 -2,
                 INTROSPECT,
@@ -139,7 +121,7 @@ pub const COMMANDS: &[Command] = &[
                 "List active channels",
                 "2.8.0",
             ),
-            cmd(
+            FAMILY.cmd(
                 "help",
                 2,
                 flags::LOADING | flags::STALE,
@@ -148,7 +130,7 @@ pub const COMMANDS: &[Command] = &[
                 "Show helpful text about the different subcommands",
                 "6.2.0",
             ),
-            cmd(
+            FAMILY.cmd(
                 "numpat",
                 2,
                 INTROSPECT,
@@ -157,7 +139,7 @@ pub const COMMANDS: &[Command] = &[
                 "Get the count of unique patterns pattern subscriptions",
                 "2.8.0",
             ),
-            cmd(
+            FAMILY.cmd(
                 "numsub",
                 -2,
                 INTROSPECT,
@@ -166,7 +148,7 @@ pub const COMMANDS: &[Command] = &[
                 "Get the count of subscribers for channels",
                 "2.8.0",
             ),
-            cmd(
+            FAMILY.cmd(
                 "shardchannels",
                 -2,
                 INTROSPECT,
@@ -175,7 +157,7 @@ pub const COMMANDS: &[Command] = &[
                 "List active shard channels",
                 "7.0.0",
             ),
-            cmd(
+            FAMILY.cmd(
                 "shardnumsub",
                 -2,
                 INTROSPECT,

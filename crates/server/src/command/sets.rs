@@ -14,35 +14,17 @@ use rand::seq::SliceRandom;
 
 use super::args::{int, is, parse_i64_exact};
 use super::keys::parse_cursor;
-use super::{acl, flags, CmdError, Command, Ctx, Keys};
+use super::{acl, flags, CmdError, Command, Ctx, Family, Keys};
 use crate::glob;
 use crate::pubsub::events;
 use crate::store::set::{Member, Owned, Set};
 use crate::store::{Locked, Object, Value};
 use ferrokv_resp::Reply;
 
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: Keys,
-    handler: super::Handler,
-    summary: &'static str,
-    since: &'static str,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        keys,
-        acl: acl::SET,
-        handler,
-        subcommands: &[],
-        group: "set",
-        summary,
-        since,
-    }
-}
+const FAMILY: Family = Family {
+    acl: acl::SET,
+    group: "set",
+};
 
 const ONE_KEY: Keys = Keys {
     first: 1,
@@ -66,7 +48,7 @@ const DENYOOM: u32 = flags::DENYOOM;
 const FAST: u32 = flags::FAST;
 
 pub const COMMANDS: &[Command] = &[
-    cmd(
+    FAMILY.cmd(
         "sadd",
         -3,
         W | DENYOOM | FAST,
@@ -75,7 +57,7 @@ pub const COMMANDS: &[Command] = &[
         "Add one or more members to a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "srem",
         -3,
         W | FAST,
@@ -84,7 +66,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove one or more members from a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "scard",
         2,
         R | FAST,
@@ -93,7 +75,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the number of members in a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sismember",
         3,
         R | FAST,
@@ -102,7 +84,7 @@ pub const COMMANDS: &[Command] = &[
         "Determine if a given value is a member of a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "smismember",
         -3,
         R | FAST,
@@ -111,7 +93,7 @@ pub const COMMANDS: &[Command] = &[
         "Returns the membership associated with the given elements for a set",
         "6.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "smembers",
         2,
         R,
@@ -120,7 +102,7 @@ pub const COMMANDS: &[Command] = &[
         "Get all the members in a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "srandmember",
         -2,
         R,
@@ -129,7 +111,7 @@ pub const COMMANDS: &[Command] = &[
         "Get one or multiple random members from a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "spop",
         -2,
         W | FAST,
@@ -138,7 +120,7 @@ pub const COMMANDS: &[Command] = &[
         "Remove and return one or multiple random members from a set",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "smove",
         4,
         W | FAST,
@@ -147,7 +129,7 @@ pub const COMMANDS: &[Command] = &[
         "Move a member from one set to another",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sinter",
         -2,
         R,
@@ -156,7 +138,7 @@ pub const COMMANDS: &[Command] = &[
         "Intersect multiple sets",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sintercard",
         -3,
         R | flags::MOVABLE_KEYS,
@@ -165,7 +147,7 @@ pub const COMMANDS: &[Command] = &[
         "Intersect multiple sets and return the cardinality of the result",
         "7.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sinterstore",
         -3,
         W | DENYOOM,
@@ -174,7 +156,7 @@ pub const COMMANDS: &[Command] = &[
         "Intersect multiple sets and store the resulting set in a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sunion",
         -2,
         R,
@@ -183,7 +165,7 @@ pub const COMMANDS: &[Command] = &[
         "Add multiple sets",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sunionstore",
         -3,
         W | DENYOOM,
@@ -192,7 +174,7 @@ pub const COMMANDS: &[Command] = &[
         "Add multiple sets and store the resulting set in a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sdiff",
         -2,
         R,
@@ -201,7 +183,7 @@ pub const COMMANDS: &[Command] = &[
         "Subtract multiple sets",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sdiffstore",
         -3,
         W | DENYOOM,
@@ -210,7 +192,7 @@ pub const COMMANDS: &[Command] = &[
         "Subtract multiple sets and store the resulting set in a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "sscan",
         -3,
         R,

@@ -15,33 +15,15 @@ pub(super) mod ldouble;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::args::{int, is, parse_i64_exact};
-use super::{acl, flags, CmdError, Command, Ctx, Keys};
+use super::{acl, flags, CmdError, Command, Ctx, Family, Keys};
 use crate::pubsub::events;
 use crate::store::entry::EMBSTR_MAX;
 use crate::store::{EntryMut, Locked, Object, Value, ValueRef};
 
-const fn cmd(
-    name: &'static str,
-    arity: i32,
-    flags: u32,
-    keys: Keys,
-    handler: super::Handler,
-    summary: &'static str,
-    since: &'static str,
-) -> Command {
-    Command {
-        name,
-        arity,
-        flags,
-        keys,
-        acl: acl::STRING,
-        handler,
-        subcommands: &[],
-        group: "string",
-        summary,
-        since,
-    }
-}
+const FAMILY: Family = Family {
+    acl: acl::STRING,
+    group: "string",
+};
 
 const ONE_KEY: Keys = Keys {
     first: 1,
@@ -55,7 +37,7 @@ const DENYOOM: u32 = flags::DENYOOM;
 const FAST: u32 = flags::FAST;
 
 pub const COMMANDS: &[Command] = &[
-    cmd(
+    FAMILY.cmd(
         "get",
         2,
         R | FAST,
@@ -64,7 +46,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the value of a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "set",
         -3,
         W | DENYOOM,
@@ -73,7 +55,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the string value of a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "setnx",
         3,
         W | DENYOOM | FAST,
@@ -82,7 +64,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the value of a key, only if the key does not exist",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "setex",
         4,
         W | DENYOOM,
@@ -91,7 +73,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the value and expiration of a key",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "psetex",
         4,
         W | DENYOOM,
@@ -100,7 +82,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the value and expiration in milliseconds of a key",
         "2.6.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "getex",
         -2,
         W | FAST,
@@ -109,7 +91,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the value of a key and optionally set its expiration",
         "6.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "getdel",
         2,
         W | FAST,
@@ -118,7 +100,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the value of a key and delete the key",
         "6.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "getset",
         3,
         W | DENYOOM | FAST,
@@ -127,7 +109,7 @@ pub const COMMANDS: &[Command] = &[
         "Set the string value of a key and return its old value",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "mget",
         -2,
         R | FAST,
@@ -140,7 +122,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the values of all the given keys",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "mset",
         -3,
         W | DENYOOM,
@@ -149,7 +131,7 @@ pub const COMMANDS: &[Command] = &[
         "Set multiple keys to multiple values",
         "1.0.1",
     ),
-    cmd(
+    FAMILY.cmd(
         "msetnx",
         -3,
         W | DENYOOM,
@@ -158,7 +140,7 @@ pub const COMMANDS: &[Command] = &[
         "Set multiple keys to multiple values, only if none of the keys exist",
         "1.0.1",
     ),
-    cmd(
+    FAMILY.cmd(
         "append",
         3,
         W | DENYOOM | FAST,
@@ -167,7 +149,7 @@ pub const COMMANDS: &[Command] = &[
         "Append a value to a key",
         "2.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "strlen",
         2,
         R | FAST,
@@ -176,7 +158,7 @@ pub const COMMANDS: &[Command] = &[
         "Get the length of the value stored in a key",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "getrange",
         4,
         R,
@@ -185,7 +167,7 @@ pub const COMMANDS: &[Command] = &[
         "Get a substring of the string stored at a key",
         "2.4.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "substr",
         4,
         R,
@@ -194,7 +176,7 @@ pub const COMMANDS: &[Command] = &[
         "Get a substring of the string stored at a key",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "setrange",
         4,
         W | DENYOOM,
@@ -203,7 +185,7 @@ pub const COMMANDS: &[Command] = &[
         "Overwrite part of a string at key starting at the specified offset",
         "2.2.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "incr",
         2,
         W | DENYOOM | FAST,
@@ -212,7 +194,7 @@ pub const COMMANDS: &[Command] = &[
         "Increment the integer value of a key by one",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "decr",
         2,
         W | DENYOOM | FAST,
@@ -221,7 +203,7 @@ pub const COMMANDS: &[Command] = &[
         "Decrement the integer value of a key by one",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "incrby",
         3,
         W | DENYOOM | FAST,
@@ -230,7 +212,7 @@ pub const COMMANDS: &[Command] = &[
         "Increment the integer value of a key by the given amount",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "decrby",
         3,
         W | DENYOOM | FAST,
@@ -239,7 +221,7 @@ pub const COMMANDS: &[Command] = &[
         "Decrement the integer value of a key by the given number",
         "1.0.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "incrbyfloat",
         3,
         W | DENYOOM | FAST,
@@ -248,7 +230,7 @@ pub const COMMANDS: &[Command] = &[
         "Increment the float value of a key by the given amount",
         "2.6.0",
     ),
-    cmd(
+    FAMILY.cmd(
         "lcs",
         -3,
         R,
