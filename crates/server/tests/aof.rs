@@ -15,34 +15,11 @@ use std::time::Duration;
 use common::ServerProcess;
 use redis::Value;
 
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
+use common::tempdir::Dir;
 
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        use std::sync::atomic::AtomicU64;
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "ferrokv-aof-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create a scratch dir");
-        Dir(p)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-    fn incr(&self) -> PathBuf {
-        self.0.join("appendonlydir/appendonly.aof.1.incr.aof")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The file under test in a server's scratch directory.
+fn incr_file(dir: &Dir) -> PathBuf {
+    dir.0.join("appendonlydir/appendonly.aof.1.incr.aof")
 }
 
 fn ferrokv_in(dir: &Dir, extra: &[&str]) -> ServerProcess {
@@ -342,7 +319,7 @@ fn prepare(dir: &Dir) -> (Vec<String>, u64) {
     run_workload(&mut con);
     let before = contents(&mut con);
     drop(s);
-    let len = std::fs::metadata(dir.incr()).expect("incr file").len();
+    let len = std::fs::metadata(incr_file(dir)).expect("incr file").len();
     (before, len)
 }
 
@@ -361,22 +338,22 @@ fn append(path: &PathBuf, bytes: &[u8]) {
 fn truncated_tail() {
     let dir = Dir::new("truncated");
     let (before, len) = prepare(&dir);
-    append(&dir.incr(), b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$5\r\nabc");
+    append(&incr_file(&dir), b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$5\r\nabc");
     let (code, text) = failed_start(&dir, &["--aof-load-truncated", "no"]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("Unexpected end of file"), "{text}");
     let s = ferrokv_in(&dir, &["--aof-load-truncated", "yes"]);
     assert_eq!(contents(&mut s.connection()), before);
-    assert_eq!(std::fs::metadata(dir.incr()).expect("incr").len(), len);
+    assert_eq!(std::fs::metadata(incr_file(&dir)).expect("incr").len(), len);
     // A transaction cut short is dropped as a whole.
     drop(s);
     append(
-        &dir.incr(),
+        &incr_file(&dir),
         b"*1\r\n$5\r\nMULTI\r\n*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$1\r\n1\r\n",
     );
     let s = ferrokv_in(&dir, &[]);
     assert_eq!(contents(&mut s.connection()), before);
-    assert_eq!(std::fs::metadata(dir.incr()).expect("incr").len(), len);
+    assert_eq!(std::fs::metadata(incr_file(&dir)).expect("incr").len(), len);
 }
 
 /// (d) Garbage before the end stops start-up with its offset, whatever
@@ -385,7 +362,10 @@ fn truncated_tail() {
 fn garbage_in_the_middle() {
     let dir = Dir::new("garbage");
     let (_, len) = prepare(&dir);
-    append(&dir.incr(), b"this is not RESP\r\n*1\r\n$4\r\nPING\r\n");
+    append(
+        &incr_file(&dir),
+        b"this is not RESP\r\n*1\r\n$4\r\nPING\r\n",
+    );
     let (code, text) = failed_start(&dir, &[]);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("offset {len}")), "{text}");

@@ -13,34 +13,11 @@ use std::time::{Duration, Instant};
 use common::ServerProcess;
 use redis::Value;
 
-/// A scratch directory removed on drop.
-struct Dir(PathBuf);
+use common::tempdir::Dir;
 
-impl Dir {
-    fn new(tag: &str) -> Dir {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static N: AtomicU64 = AtomicU64::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "ferrokv-persist-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("create a scratch dir");
-        Dir(p)
-    }
-    fn path(&self) -> &str {
-        self.0.to_str().expect("utf-8 temp path")
-    }
-    fn file(&self) -> PathBuf {
-        self.0.join("dump.rdb")
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The file under test in a server's scratch directory.
+fn dump_file(dir: &Dir) -> PathBuf {
+    dir.0.join("dump.rdb")
 }
 
 fn ferrokv_in(dir: &Dir, extra: &[&str]) -> ServerProcess {
@@ -213,7 +190,7 @@ fn ferrokv_dump_loads_into_redis_and_passes_redis_check_rdb() {
     let before = snapshot(&mut fc);
     let _: () = q(&mut fc, &[b"SAVE"]);
     let out = Command::new("redis-check-rdb")
-        .arg(dir.file())
+        .arg(dump_file(&dir))
         .output()
         .expect("run redis-check-rdb (apt-get install redis-tools)");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -377,10 +354,10 @@ fn restart_keeps_data_and_damaged_files_stop_start_up() {
         let info: String = q(&mut f.connection(), &[b"INFO", b"persistence"]);
         assert!(info.contains(&format!("rdb_last_load_keys_loaded:{}", expected.len())));
     }
-    let good = std::fs::read(dir.file()).expect("dump written");
+    let good = std::fs::read(dump_file(&dir)).expect("dump written");
     // Truncated anywhere: a message naming the offset, exit code 1.
     for cut in [5, 9, 40, good.len() / 2, good.len() - 9, good.len() - 1] {
-        std::fs::write(dir.file(), &good[..cut]).expect("write");
+        std::fs::write(dump_file(&dir), &good[..cut]).expect("write");
         let err = start_fails(&dir);
         assert!(
             err.contains("Bad RDB file") && err.contains("offset"),
@@ -391,14 +368,14 @@ fn restart_keeps_data_and_damaged_files_stop_start_up() {
     let mut bad = good.clone();
     let at = bad.len() - 20;
     bad[at] ^= 0x20;
-    std::fs::write(dir.file(), &bad).expect("write");
+    std::fs::write(dump_file(&dir), &bad).expect("write");
     let err = start_fails(&dir);
     assert!(
         err.contains("Bad RDB file") && err.contains("offset"),
         "{err}"
     );
     // SIGTERM saves when save points are configured.
-    std::fs::write(dir.file(), &good).expect("write");
+    std::fs::write(dump_file(&dir), &good).expect("write");
     let mut f = ferrokv_in(&dir, &["--save", "3600 1"]);
     let _: () = q(&mut f.connection(), &[b"SET", b"after-restart", b"1"]);
     // Safety: plain kill(2) on our own child.
@@ -489,7 +466,7 @@ fn bgsave_is_a_point_in_time_snapshot_under_concurrent_writes() {
     assert!(copied > 0, "the copy-on-write path never ran");
     // Load the dump into a fresh server.
     let copy = Dir::new("bgsave-load");
-    std::fs::copy(dir.file(), copy.file()).expect("copy dump");
+    std::fs::copy(dump_file(&dir), dump_file(&copy)).expect("copy dump");
     let g = ferrokv_in(&copy, &[]);
     let mut gc = g.connection();
     for i in 0..COUNTERS {
@@ -531,7 +508,7 @@ fn failing_saves_turn_writes_away_until_saving_works() {
     wait_bgsave(&mut c);
     assert_eq!(info_field(&mut c, "rdb_last_bgsave_status"), "ok");
     let _: () = q(&mut c, &[b"SET", b"k", b"w"]);
-    assert!(Path::new(&dir.file()).exists());
+    assert!(Path::new(&dump_file(&dir)).exists());
     assert_eq!(info_field(&mut c, "rdb_changes_since_last_save"), "1");
     // stop-writes-on-bgsave-error no: failures no longer block writes.
     let _: () = q(

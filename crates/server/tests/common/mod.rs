@@ -13,7 +13,7 @@ pub struct ServerProcess {
     _dir: tempdir::Dir,
 }
 
-mod tempdir {
+pub mod tempdir {
     /// A scratch directory removed on drop, so tests leave nothing behind.
     pub struct Dir(pub std::path::PathBuf);
     impl Dir {
@@ -23,8 +23,14 @@ mod tempdir {
                 std::process::id(),
                 super::next_id()
             ));
-            let _ = std::fs::create_dir_all(&path);
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create a scratch dir");
             Dir(path)
+        }
+
+        /// The directory as a `--dir` argument.
+        pub fn path(&self) -> &str {
+            self.0.to_str().expect("utf-8 temp path")
         }
     }
     impl Drop for Dir {
