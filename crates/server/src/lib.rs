@@ -81,7 +81,9 @@ impl Server {
             blocking: blocking::Blocking::default(),
             watches: watch::Watches::default(),
             pubsub: pubsub::PubSub::default(),
-            gates: gate::Gates::new(threads + 1),
+            // The event loops, the overflow loop (crate::net::Loops), the expiry
+            // thread.
+            gates: gate::Gates::new(threads + 2),
             slowlog: slowlog::SlowLog::default(),
             latency: latency::Monitor::default(),
             persist: persist::Persistence::default(),

@@ -102,14 +102,17 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let (loops, mut incoming) = ferrokv::net::Loops::new(threads);
-    let main_incoming = incoming.remove(0);
+    // The overflow loop runs here, beside the accepting task; the event
+    // loops get threads of their own.
+    let overflow = incoming.len() - 1;
+    let overflow_incoming = incoming.remove(overflow);
     let mut loop_threads = Vec::new();
     for (i, rx) in incoming.into_iter().enumerate() {
         let server = server.clone();
         let spawned = std::thread::Builder::new()
-            .name(format!("ferrokv-loop-{}", i + 1))
+            .name(format!("ferrokv-loop-{i}"))
             .spawn(move || match runtime() {
-                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i + 1, rx)),
+                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i, rx)),
                 Err(e) => eprintln!("ferrokv: can't start an event loop: {e}"),
             });
         match spawned {
@@ -128,14 +131,22 @@ fn main() -> ExitCode {
         }
     };
     let result = rt.block_on(async {
-        let main_loop = tokio::spawn(ferrokv::net::event_loop(server.clone(), 0, main_incoming));
+        let main_loop = tokio::spawn(ferrokv::net::event_loop(
+            server.clone(),
+            overflow,
+            overflow_incoming,
+        ));
         let result = run(server.clone(), Arc::new(loops)).await;
         server.request_shutdown();
         let _ = main_loop.await;
         result
     });
-    for t in loop_threads {
-        let _ = t.join();
+    // Loops finish their replies within half a second of the shutdown; one
+    // held by a script that SHUTDOWN NOSAVE cut short never does, and the
+    // process exits without it, as Redis exits from inside its script hook.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !loop_threads.iter().all(|t| t.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     match result {
         Ok(()) => ExitCode::SUCCESS,

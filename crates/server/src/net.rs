@@ -71,6 +71,11 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
 /// request costs what it costs in Redis's event loop (one wake-up, one
 /// read, one write), while the loops together use every core. The store
 /// is shared by all loops through its shard locks.
+///
+/// One more loop, the overflow loop, runs beside the accepting task. It
+/// gets the connections meant for a loop that is held by a long script
+/// (see crate::scripting), so that a new client can always reach the
+/// server, to SCRIPT KILL or SHUTDOWN NOSAVE.
 pub struct Loops {
     senders: Vec<mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
     next: AtomicUsize,
@@ -79,9 +84,10 @@ pub struct Loops {
 type Incoming = mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>;
 
 impl Loops {
-    /// `n` loops: the dispatcher, and the receiving end for each loop.
+    /// `n` loops and the overflow loop: the dispatcher, and the receiving
+    /// end for each loop, the overflow loop's last.
     pub fn new(n: usize) -> (Loops, Vec<Incoming>) {
-        let (senders, receivers) = (0..n.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        let (senders, receivers) = (0..n.max(1) + 1).map(|_| mpsc::unbounded_channel()).unzip();
         (
             Loops {
                 senders,
@@ -91,8 +97,12 @@ impl Loops {
         )
     }
 
-    fn dispatch(&self, stream: std::net::TcpStream, addr: SocketAddr) {
-        let i = self.next.fetch_add(1, Relaxed) % self.senders.len();
+    fn dispatch(&self, server: &Server, stream: std::net::TcpStream, addr: SocketAddr) {
+        let overflow = self.senders.len() - 1;
+        let mut i = self.next.fetch_add(1, Relaxed) % overflow;
+        if server.scripting.busy.holds_loop(i) {
+            i = overflow;
+        }
         // A loop only goes away at shutdown; the connection then just closes.
         let _ = self.senders[i].send((stream, addr));
     }
@@ -117,7 +127,7 @@ pub async fn serve(server: Arc<Server>, listener: TcpListener, loops: Arc<Loops>
         };
         server.stats.connections_received.fetch_add(1, Relaxed);
         match stream.into_std() {
-            Ok(stream) => loops.dispatch(stream, addr),
+            Ok(stream) => loops.dispatch(&server, stream, addr),
             Err(e) => tracing::warn!("could not hand over a connection: {e}"),
         }
     }
@@ -245,7 +255,7 @@ async fn run_client(server: &Server, stream: &mut TcpStream, client: &mut Client
                 }
                 read_first = false;
             }
-            Flow::Continue | Flow::Sleep(_) => {}
+            Flow::Continue | Flow::Sleep(_) | Flow::Offload => {}
         }
         if client.shared.killed.load(Relaxed) {
             return;

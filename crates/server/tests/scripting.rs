@@ -272,13 +272,21 @@ fn busy_script_is_reported_and_killed() {
 fn a_script_that_wrote_cannot_be_killed_but_shutdown_nosave_stops_the_server() {
     let mut server = ServerProcess::ferrokv(&["--busy-reply-threshold", "100"]);
     let client = server.client();
+    let (connected, started) = std::sync::mpsc::channel();
     let _runner = std::thread::spawn(move || {
         let mut con = client.get_connection().unwrap();
+        connected.send(()).unwrap();
         let _ = redis::cmd("EVAL")
             .arg("redis.call('SET', 'w', '1') while true do end")
             .arg(0)
             .query::<redis::Value>(&mut con);
     });
+    started.recv().unwrap();
+    // A script that has written keeps the event loop it started on, so
+    // this client connects once the script is surely running: a new
+    // connection must always get through (to the overflow loop if need
+    // be), whatever loop it would have been dealt to.
+    std::thread::sleep(Duration::from_millis(300));
     let mut con = server.connection();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -297,4 +305,32 @@ fn a_script_that_wrote_cannot_be_killed_but_shutdown_nosave_stops_the_server() {
         .arg("NOSAVE")
         .query::<redis::Value>(&mut con);
     assert!(server.wait_exit(Duration::from_secs(10)).is_some());
+}
+
+/// A script starts on the event loop that received it; one that runs past
+/// its inline budget before doing anything others can see starts over on
+/// the script thread. Its write then happens once, its reply is the full
+/// run's, and the command is counted once.
+#[test]
+fn a_long_script_moves_to_the_script_thread_and_runs_once() {
+    let server = ServerProcess::ferrokv(&["--busy-reply-threshold", "1000"]);
+    let mut con = server.connection();
+    let script = "local n = 0 for i = 1, 3000000 do n = n + i % 7 end \
+                  redis.call('INCR', KEYS[1]) return n";
+    for round in 1..=2 {
+        let n: i64 = redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg("counter")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(n, (1..=3_000_000i64).map(|i| i % 7).sum::<i64>());
+        let count: i64 = redis::cmd("GET").arg("counter").query(&mut con).unwrap();
+        assert_eq!(count, round);
+    }
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("cmdstat_eval:calls=2,"), "{info}");
 }

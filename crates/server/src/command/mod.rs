@@ -565,6 +565,10 @@ pub enum Flow {
         timeout: Option<Duration>,
         on_timeout: crate::blocking::TimeoutReply,
     },
+    /// A script started on an event loop ran past its inline budget
+    /// without visible effects: nothing was replied, and it runs again on
+    /// the script thread (see crate::scripting).
+    Offload,
 }
 
 /// Everything a handler may use: the server, its own client, its reply
@@ -866,8 +870,8 @@ fn run(
         stats.failed.fetch_add(1, Relaxed);
         reply.error(&e.text());
     }
-    if matches!(flow, Flow::Block { .. }) {
-        // Counted when it is served, as Redis does.
+    if matches!(flow, Flow::Block { .. } | Flow::Offload) {
+        // Counted when it is served (or run again), as Redis does.
         return flow;
     }
     let usec = start.elapsed().as_micros() as u64;

@@ -2,13 +2,16 @@
 //! libraries, and running one script or function with `redis.call` wired
 //! to the command table.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::Arc;
 
 use ferrokv_resp::{Protocol, Reply};
 use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
 
-use super::{convert, libs, script_flags, Busy};
+use super::{convert, libs, script_flags, Busy, Interrupt};
 use crate::client::Client;
 use crate::command::{self, flags, CmdError, Ctx};
 use crate::Server;
@@ -17,7 +20,11 @@ const PRELUDE: &str = include_str!("prelude.lua");
 /// How often (in VM instructions) a running script checks for SCRIPT KILL,
 /// as Redis's count hook.
 const HOOK_EVERY: u32 = 100_000;
-const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+pub(super) const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
+/// Raised in a script that ran too long on an event loop: the run is void
+/// (it had no visible effects) and the script runs again on the script
+/// thread. Nobody sees this text.
+pub(super) const MOVED: &str = "ERR script moved to the script thread";
 
 /// A function registered by a library.
 pub struct FunctionInfo {
@@ -47,16 +54,60 @@ pub struct Target<'a> {
 
 pub struct Engine {
     lua: Lua,
-    /// Shared with prelude.lua: `scripts[sha]`, `functions[name]`, the
-    /// environments and the per-run state.
+    /// Shared with prelude.lua: `functions[name]`, the environments and
+    /// the per-run state.
     internal: Table,
+    /// Handles looked up once instead of by name on every run.
+    hot: Hot,
     /// Function name (lower case: names are case-insensitive, as in
     /// Redis) to (library name, flags).
     functions: HashMap<String, (String, u32)>,
-    /// Flags of each cached script, from its shebang.
-    script_flags: HashMap<String, u32>,
+    /// The script cache: SHA1 to the compiled script and the flags of its
+    /// shebang.
+    scripts: HashMap<String, (Function, u32)>,
+    /// Scripts (by SHA1) and functions that once ran past the inline
+    /// budget (see crate::scripting): they start on the script thread.
+    slow: HashSet<String>,
     pub libraries: BTreeMap<String, Library>,
 }
+
+/// What every run uses: prelude.lua's runners, the table EVAL scripts
+/// find KEYS and ARGV in, and the names of the per-run fields as Lua
+/// strings (pushing a cached string skips Lua's string interning).
+struct Hot {
+    /// `redis.call`'s Rust side, made once; it finds what to work on in
+    /// `site`.
+    call_fn: Function,
+    site: Rc<Cell<Option<CallSite>>>,
+    run: Function,
+    run_eval: Function,
+    eval_vars: Table,
+    call: mlua::String,
+    resp: mlua::String,
+    keys: mlua::String,
+    argv: mlua::String,
+}
+
+/// What `redis.call` works on while a script runs: set by [`Engine::run`]
+/// around its call into Lua, empty otherwise. Raw pointers because the
+/// function outlives any one run; a scoped closure per run (mlua's safe
+/// way to lend borrows to Lua) cost more than the rest of a short script.
+#[derive(Clone, Copy)]
+struct CallSite {
+    server: *const Server,
+    client: *mut Client,
+    busy: *const Busy,
+    read_only: bool,
+}
+
+// SAFETY: the VM is built without mlua's `send` feature, whose internal
+// mutex and atomic reference counts cost a lock on every VM call. Its
+// handles (the `Lua`, tables, functions) use plain `Rc`s, which is sound to
+// move between threads as long as only one thread touches them at a time
+// and none escape: the engine lives in `Scripting`'s mutex, every handle
+// made from it stays inside it or on the stack of the thread that holds
+// the lock, and mlua keeps no thread-local state.
+unsafe impl Send for Engine {}
 
 fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
     let t = lua.create_table()?;
@@ -79,7 +130,8 @@ fn arg_bytes(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
 }
 
 impl Engine {
-    pub fn new() -> mlua::Result<Engine> {
+    /// A VM whose count hook stops scripts as `interrupt` says.
+    pub fn new(interrupt: Arc<Interrupt>) -> mlua::Result<Engine> {
         let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::DEBUG;
         // SAFETY: mlua calls `debug` unsafe because Lua code holding it can
         // break memory safety; prelude.lua keeps it in the error handler's
@@ -87,7 +139,6 @@ impl Engine {
         // runs.
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         let internal = lua.create_table()?;
-        internal.raw_set("scripts", lua.create_table()?)?;
         internal.raw_set("functions", lua.create_table()?)?;
         let rust = libs::rust_table(&lua)?;
         let debug: Table = lua.globals().raw_get("debug")?;
@@ -95,11 +146,62 @@ impl Engine {
             .set_name("=redis")
             .call::<()>((debug, rust, internal.clone()))?;
         lua.gc_collect()?;
+        lua.set_hook(
+            HookTriggers::new().every_nth_instruction(HOOK_EVERY),
+            move |_, _| match interrupt.check() {
+                Some(text) => Err(mlua::Error::runtime(text)),
+                None => Ok(VmState::Continue),
+            },
+        );
+        let site: Rc<Cell<Option<CallSite>>> = Rc::new(Cell::new(None));
+        let call_fn = {
+            let (site, internal) = (site.clone(), internal.clone());
+            lua.create_function(move |lua, args: MultiValue| {
+                // Taken, not copied: a nested call finds the slot empty
+                // instead of a second `&mut` to the same client.
+                let Some(s) = site.take() else {
+                    return Err(mlua::Error::runtime(
+                        "redis.call is only available while a script runs",
+                    ));
+                };
+                // SAFETY: Engine::run fills the slot with pointers to
+                // values that outlive its call into Lua and empties it
+                // before they go; this function only runs inside that call
+                // (Lua code runs nowhere else), on the thread that holds
+                // the engine; and taking the slot keeps the `&mut` unique.
+                let out = unsafe {
+                    call(
+                        lua,
+                        &*s.server,
+                        &mut *s.client,
+                        &internal,
+                        s.read_only,
+                        &*s.busy,
+                        args,
+                    )
+                };
+                site.set(Some(s));
+                out
+            })?
+        };
+        let hot = Hot {
+            call_fn,
+            site,
+            run: internal.raw_get("run")?,
+            run_eval: internal.raw_get("run_eval")?,
+            eval_vars: internal.raw_get("eval_vars")?,
+            call: lua.create_string("call")?,
+            resp: lua.create_string("resp")?,
+            keys: lua.create_string("KEYS")?,
+            argv: lua.create_string("ARGV")?,
+        };
         Ok(Engine {
             lua,
             internal,
+            hot,
             functions: HashMap::new(),
-            script_flags: HashMap::new(),
+            scripts: HashMap::new(),
+            slow: HashSet::new(),
             libraries: BTreeMap::new(),
         })
     }
@@ -110,9 +212,7 @@ impl Engine {
 
     /// The compiled script with this SHA and its flags, if cached.
     pub fn script(&self, sha: &str) -> Option<(Function, u32)> {
-        let flags = *self.script_flags.get(sha)?;
-        let f = self.table("scripts").ok()?.raw_get(sha).ok()?;
-        Some((f, flags))
+        self.scripts.get(sha).cloned()
     }
 
     /// Compiles and caches a script body under its SHA; the error is
@@ -135,19 +235,14 @@ impl Engine {
                     lua_message(&e)
                 ))
             })?;
-        self.table("scripts")
-            .and_then(|t| t.raw_set(sha, &f))
-            .map_err(internal_error)?;
-        self.script_flags.insert(sha.to_string(), flags);
+        self.scripts.insert(sha.to_string(), (f.clone(), flags));
         Ok((f, flags))
     }
 
     /// SCRIPT FLUSH: forgets every cached script.
     pub fn flush_scripts(&mut self) {
-        if let Ok(t) = self.lua.create_table() {
-            let _ = self.internal.raw_set("scripts", t);
-        }
-        self.script_flags.clear();
+        self.scripts.clear();
+        self.slow.clear();
         let _ = self.lua.gc_collect();
     }
 
@@ -266,6 +361,14 @@ impl Engine {
         true
     }
 
+    pub fn is_slow(&self, name: &str) -> bool {
+        self.slow.contains(name)
+    }
+
+    pub fn mark_slow(&mut self, name: &str) {
+        self.slow.insert(name.to_string());
+    }
+
     /// FUNCTION FLUSH.
     pub fn flush_functions(&mut self) {
         let names: Vec<String> = self.libraries.keys().cloned().collect();
@@ -282,36 +385,18 @@ impl Engine {
         let lua = &self.lua;
         let server = ctx.server;
         let mut client = Client::on_behalf_of(ctx.client.shared.clone(), ctx.client.db);
-        let threshold = server.config.get_i64("busy-reply-threshold");
-        if threshold > 0 {
-            let b = busy.flag();
-            lua.set_hook(
-                HookTriggers::new().every_nth_instruction(HOOK_EVERY),
-                move |_, _| {
-                    if b.load(Relaxed) {
-                        Err(mlua::Error::runtime(KILLED))
-                    } else {
-                        Ok(VmState::Continue)
-                    }
-                },
-            );
-        }
         let read_only = t.read_only;
+        let hot = &self.hot;
         let reply = &mut *ctx.reply;
-        let outcome = lua.scope(|scope| {
-            let call = scope.create_function_mut(|lua, args: MultiValue| {
-                call(
-                    lua,
-                    server,
-                    &mut client,
-                    &self.internal,
-                    read_only,
-                    busy,
-                    args,
-                )
-            })?;
-            self.internal.raw_set("call", call)?;
-            self.internal.raw_set("resp", 2)?;
+        hot.site.set(Some(CallSite {
+            server,
+            client: &mut client,
+            busy,
+            read_only,
+        }));
+        let outcome = (|| {
+            self.internal.raw_set(&hot.call, &hot.call_fn)?;
+            self.internal.raw_set(&hot.resp, 2)?;
             let keys = lua.create_sequence_from(
                 t.keys
                     .iter()
@@ -324,30 +409,36 @@ impl Engine {
                     .map(|a| lua.create_string(a))
                     .collect::<mlua::Result<Vec<_>>>()?,
             )?;
-            let run: Function = self.internal.raw_get("run")?;
             let result = if t.eval {
-                let vars: Table = self.internal.raw_get("eval_vars")?;
-                vars.raw_set("KEYS", keys)?;
-                vars.raw_set("ARGV", args)?;
-                let r = run.call::<(bool, Value)>(t.function.clone());
-                vars.raw_set("KEYS", Value::Nil)?;
-                vars.raw_set("ARGV", Value::Nil)?;
+                let vars = &hot.eval_vars;
+                vars.raw_set(&hot.keys, keys)?;
+                vars.raw_set(&hot.argv, args)?;
+                let r = hot.run_eval.call::<(bool, Value)>(&t.function);
+                vars.raw_set(&hot.keys, Value::Nil)?;
+                vars.raw_set(&hot.argv, Value::Nil)?;
                 r
             } else {
-                run.call::<(bool, Value)>((t.function.clone(), keys, args))
+                hot.run.call::<(bool, Value)>((&t.function, keys, args))
             };
-            self.internal.raw_set("call", Value::Nil)?;
             let (ok, value) = result?;
+            if busy.moved() {
+                return Ok(None);
+            }
             if ok {
-                let resp3 = matches!(self.internal.raw_get::<i64>("resp"), Ok(3));
+                let resp3 = matches!(self.internal.raw_get::<i64>(&hot.resp), Ok(3));
                 convert::lua_to_reply(lua, &value, reply, resp3);
                 return Ok(None);
             }
             Ok(Some(failure(&value, t.name, busy.killed())))
-        });
-        lua.remove_hook();
+        })();
+        hot.site.set(None);
+        let _ = self.internal.raw_set(&hot.call, Value::Nil);
         // The script's writes are propagated by EVAL/FCALL as one group.
         ctx.client.propagated.append(&mut client.propagated);
+        if busy.moved() {
+            ctx.flow = command::Flow::Offload;
+            return Ok(());
+        }
         match outcome {
             Ok(None) => Ok(()),
             Ok(Some(text)) => Err(CmdError::Owned(text)),
@@ -421,6 +512,10 @@ fn call(
             }
         }
     }
+    if busy.moved() {
+        // The inline run is void; running more of it could leak effects.
+        return Err(mlua::Error::runtime(MOVED));
+    }
     let argv: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
     let r = match server.commands.resolve(&argv) {
         Ok(r) => r,
@@ -457,6 +552,9 @@ fn call(
             ));
         }
         busy.wrote.store(true, SeqCst);
+    }
+    if r.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE | flags::PUBSUB | flags::ADMIN) != 0 {
+        busy.effects();
     }
     let proto = match internal.raw_get::<i64>("resp") {
         Ok(3) => Protocol::Resp3,

@@ -9,12 +9,29 @@
 //! exclusive gate (crate::gate) and each `redis.call` inside runs with no
 //! other client in between, locking its own keys as usual.
 //!
-//! They also carry `flags::SCRIPT_THREAD`: the connection hands the command
-//! to one dedicated script thread ([`spawn_thread`]) and awaits its reply,
-//! instead of running it on its event loop. The loop thread therefore stays
-//! free while a script runs, and its other clients can be told that the
-//! server is busy. (A script inside MULTI/EXEC runs on its loop under EXEC's
-//! gate; clients of that one loop then wait for it like for any EXEC.)
+//! They also carry `flags::SCRIPT_THREAD`, which decides where they run:
+//! - First on the event loop that received them ([`execute`]), for at most
+//!   an inline budget (10 ms, or half of `busy-reply-threshold` if less).
+//!   Most scripts are far shorter, and handing each to another thread and
+//!   back cost two wake-ups, more than the script itself.
+//! - A script that is still running at the end of its budget and has not
+//!   yet called anything whose effects others can see (a write, PUBLISH,
+//!   ...) gives up: the VM's count hook raises an error that nothing in the
+//!   script can get past, the run's reply is dropped, and the command starts
+//!   over on one dedicated script thread ([`spawn_thread`]), which holds no
+//!   connections: the loop goes back to its clients, who can be told that
+//!   the server is busy and can kill the script. Nobody could tell the
+//!   first run happened: other clients were held off all along. The script
+//!   is remembered, and starts on the script thread from then on.
+//! - A script that has had effects cannot start over, and finishes on its
+//!   loop. That loop's other clients wait for it (they are not told BUSY);
+//!   clients of the other loops are told BUSY as usual, and new connections
+//!   are dealt to the overflow loop (crate::net::Loops) instead of the held
+//!   one, so SHUTDOWN NOSAVE can always get through. Such a script could not
+//!   be killed anyway (UNKILLABLE).
+//!
+//! A script inside MULTI/EXEC runs on its loop under EXEC's gate; clients of
+//! that one loop then wait for it like for any EXEC.
 //!
 //! # BUSY
 //!
@@ -35,15 +52,17 @@
 //!
 //! SCRIPT KILL and FUNCTION KILL set the kill flag; the VM's count hook
 //! (every 100,000 instructions, as Redis) then raises an error at every
-//! check, so `pcall` cannot swallow it. The script ends with its error, the
-//! scope that held `redis.call` is dropped, and no lock is left held: locks
-//! are only ever held inside one `redis.call`.
+//! check, so `pcall` cannot swallow it. The script ends with its error and
+//! no lock is left held: locks are only ever held inside one `redis.call`.
 
 pub mod convert;
 mod engine;
 mod libs;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicUsize,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{mpsc, Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -102,12 +121,51 @@ pub struct Running {
     pub started: Instant,
 }
 
+/// What the VM's count hook of the running script looks at.
+#[derive(Default)]
+pub struct Interrupt {
+    /// SCRIPT KILL / FUNCTION KILL asked the script to stop.
+    kill: AtomicBool,
+    /// Unix ms after which a script running on an event loop gives up so
+    /// that it can run again on the script thread; 0 on the script thread.
+    inline_until_ms: AtomicI64,
+    /// The script called a command whose effects other clients (or the
+    /// AOF) can see: it can no longer be run again from the start.
+    effects: AtomicBool,
+    /// The hook gave up on the inline run; nothing more may run in it.
+    restart: AtomicBool,
+}
+
+impl Interrupt {
+    /// The error the hook raises, if the script must stop now.
+    fn check(&self) -> Option<&'static str> {
+        if self.kill.load(Relaxed) {
+            return Some(engine::KILLED);
+        }
+        if self.restart.load(Relaxed) {
+            return Some(engine::MOVED);
+        }
+        let until = self.inline_until_ms.load(Relaxed);
+        if until > 0 && !self.effects.load(Relaxed) && crate::now_ms() >= until {
+            self.restart.store(true, Relaxed);
+            return Some(engine::MOVED);
+        }
+        None
+    }
+}
+
 /// The running script, as other clients see it.
 #[derive(Default)]
 pub struct Busy {
     /// Unix ms at which the running script started; 0 when none runs.
     since_ms: AtomicI64,
-    kill: Arc<AtomicBool>,
+    hook: Arc<Interrupt>,
+    /// How long a script started on an event loop may run there before it
+    /// moves to the script thread (ms; 0: it never moves).
+    inline_budget_ms: AtomicI64,
+    /// The gate of the event loop that runs the script inline (meaningful
+    /// while the hook's inline deadline is set).
+    inline_loop: AtomicUsize,
     /// The script has called a write command: it can no longer be killed.
     pub wrote: AtomicBool,
     /// An EVAL script (SCRIPT KILL) rather than a function (FUNCTION KILL).
@@ -117,16 +175,37 @@ pub struct Busy {
 }
 
 impl Busy {
-    fn flag(&self) -> Arc<AtomicBool> {
-        self.kill.clone()
+    fn hook(&self) -> Arc<Interrupt> {
+        self.hook.clone()
     }
 
     fn killed(&self) -> bool {
-        self.kill.load(SeqCst)
+        self.hook.kill.load(SeqCst)
+    }
+
+    /// The inline run gave up: its outcome is void and it must run again
+    /// on the script thread.
+    fn moved(&self) -> bool {
+        self.hook.restart.load(SeqCst)
+    }
+
+    /// Records that the script called a command with visible effects.
+    fn effects(&self) {
+        self.hook.effects.store(true, SeqCst);
     }
 
     fn start(&self, name: &str, argv: &[&[u8]], eval: bool) {
-        self.kill.store(false, SeqCst);
+        let h = &self.hook;
+        h.kill.store(false, SeqCst);
+        h.effects.store(false, SeqCst);
+        h.restart.store(false, SeqCst);
+        let budget = self.inline_budget_ms.load(SeqCst);
+        let until = if budget > 0 {
+            crate::now_ms() + budget
+        } else {
+            0
+        };
+        h.inline_until_ms.store(until, SeqCst);
         self.wrote.store(false, SeqCst);
         self.eval.store(eval, SeqCst);
         *self.running.lock() = Some(Running {
@@ -140,8 +219,22 @@ impl Busy {
     fn finish(&self) {
         self.since_ms.store(0, SeqCst);
         *self.running.lock() = None;
-        self.kill.store(false, SeqCst);
+        self.hook.kill.store(false, SeqCst);
+        self.hook.restart.store(false, SeqCst);
+        self.hook.inline_until_ms.store(0, SeqCst);
         self.done.notify_waiters();
+    }
+
+    fn past_inline_deadline(&self) -> bool {
+        let until = self.hook.inline_until_ms.load(SeqCst);
+        until > 0 && crate::now_ms() >= until
+    }
+
+    /// Whether event loop `index` is held by a script that has run there
+    /// past its inline budget (and so will not move): new connections
+    /// then go elsewhere.
+    pub fn holds_loop(&self, index: usize) -> bool {
+        self.inline_loop.load(SeqCst) == index && self.past_inline_deadline()
     }
 
     /// When the running script started, if one runs.
@@ -192,7 +285,7 @@ impl Busy {
                 "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
             ));
         }
-        self.kill.store(true, SeqCst);
+        self.hook.kill.store(true, SeqCst);
         Ok(())
     }
 }
@@ -226,8 +319,8 @@ impl Scripting {
     ) -> Result<R, CmdError> {
         let mut guard = self.engine.lock();
         if guard.is_none() {
-            let engine =
-                Engine::new().map_err(|e| CmdError::Owned(format!("ERR can't start Lua: {e}")))?;
+            let engine = Engine::new(self.busy.hook())
+                .map_err(|e| CmdError::Owned(format!("ERR can't start Lua: {e}")))?;
             *guard = Some(engine);
         }
         match guard.as_mut() {
@@ -253,8 +346,19 @@ impl Scripting {
         argv: &[&[u8]],
         target: Target<'_>,
     ) -> Result<(), CmdError> {
-        self.busy.start(target.name, argv, target.eval);
+        let budget = self.busy.inline_budget_ms.load(SeqCst);
+        if budget < 0 || (budget > 0 && engine.is_slow(target.name)) {
+            ctx.flow = command::Flow::Offload;
+            return Ok(());
+        }
+        let name = target.name;
+        self.busy.start(name, argv, target.eval);
         let result = engine.run(ctx, &self.busy, target);
+        if budget > 0 && self.busy.past_inline_deadline() {
+            // Next time it goes to the script thread straight away: it
+            // would only hold its loop or start twice.
+            engine.mark_slow(name);
+        }
         self.busy.finish();
         result
     }
@@ -339,10 +443,30 @@ pub async fn execute(
             // Past the threshold, allow-busy commands run beside the script.
             return Ok(command::execute(server, client, reply, r, argv));
         }
-        if r.cmd.has(flags::SCRIPT_THREAD) {
+        if r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some() {
+            let Some(all) = server.gates.try_exclusive_for(GATE_WAIT) else {
+                continue;
+            };
+            let busy = &server.scripting.busy;
+            // The overflow loop also accepts connections: a script that
+            // could hold it runs on the script thread.
+            let budget = if client.gate < server.threads {
+                inline_budget(server)
+            } else {
+                -1
+            };
+            busy.inline_budget_ms.store(budget, SeqCst);
+            busy.inline_loop.store(client.gate, SeqCst);
+            let flow = command::execute(server, client, reply, r, argv);
+            busy.inline_budget_ms.store(0, SeqCst);
+            drop(all);
+            if flow != Flow::Offload {
+                return Ok(flow);
+            }
             if let Some(flow) = server.scripting.offload(client, argv, reply).await {
                 return Ok(flow);
             }
+            continue;
         }
         if r.cmd.has(flags::EXCLUSIVE) {
             if let Some(_all) = server.gates.try_exclusive_for(GATE_WAIT) {
@@ -353,6 +477,22 @@ pub async fn execute(
         }
     }
 }
+
+/// How long a script may run on the event loop that received it (ms; 0:
+/// to the end). Past this, a script that has had no visible effects yet
+/// gives up and runs again from the start on the script thread, so that
+/// it can be told BUSY apart, killed, and outlived by its loop's other
+/// clients; a script that has written must finish where it is.
+fn inline_budget(server: &Server) -> i64 {
+    match server.config.get_i64("busy-reply-threshold") {
+        t if t <= 0 => 0,
+        t => (t / 2).clamp(1, INLINE_BUDGET_MS),
+    }
+}
+
+/// Short scripts, the common case, run inline: handing each to another
+/// thread and back costs two wake-ups, more than the script itself.
+const INLINE_BUDGET_MS: i64 = 10;
 
 /// Waits while a script runs below the busy threshold. Returns false when
 /// no script runs, true when one runs past the threshold and the command

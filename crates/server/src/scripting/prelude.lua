@@ -231,3 +231,8 @@ internal.run = function(f, ...)
   local args = pack(...)
   return xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
 end
+
+-- The same for EVAL scripts, which take no arguments: no closure to make.
+internal.run_eval = function(f)
+  return xpcall(f, handler)
+end
