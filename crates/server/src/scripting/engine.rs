@@ -148,6 +148,8 @@ impl Engine {
             let _ = self.internal.raw_set("scripts", t);
         }
         self.script_flags.clear();
+        // Redis starts a new VM: the cjson settings are back to defaults.
+        super::cjson::reset(&self.lua);
         let _ = self.lua.gc_collect();
     }
 
