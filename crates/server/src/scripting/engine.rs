@@ -243,6 +243,8 @@ impl Engine {
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
         self.slow.clear();
+        // Redis starts a new VM: the cjson settings are back to defaults.
+        super::cjson::reset(&self.lua);
         let _ = self.lua.gc_collect();
     }
 

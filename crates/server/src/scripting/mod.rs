@@ -1,6 +1,7 @@
 //! Lua scripting: the VM ([`engine`]), the conversions between replies and
-//! Lua values ([`convert`]), the libraries scripts get ([`libs`]), and how
-//! a running script shares the server with other clients (this module).
+//! Lua values ([`convert`]), the libraries scripts get ([`libs`], [`cjson`],
+//! [`structlib`]), and how a running script shares the server with other
+//! clients (this module).
 //!
 //! # Running a script
 //!
@@ -55,9 +56,11 @@
 //! check, so `pcall` cannot swallow it. The script ends with its error and
 //! no lock is left held: locks are only ever held inside one `redis.call`.
 
+mod cjson;
 pub mod convert;
 mod engine;
 mod libs;
+mod structlib;
 
 use std::sync::atomic::{
     AtomicBool, AtomicI64, AtomicUsize,

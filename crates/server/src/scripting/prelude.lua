@@ -62,16 +62,9 @@ local function pack(...)
 end
 
 -- Rust functions return true and their results, or false and an error;
--- rust.lift wraps them in a C function that raises the error.
+-- rust.lift wraps them in a C function that raises the error. The library
+-- tables (bit, cjson, cmsgpack, struct) come wrapped already.
 local lift = rust.lift
-
-local function lib(fns)
-  local t = {}
-  for k, v in pairs(fns) do
-    t[k] = lift(v)
-  end
-  return t
-end
 
 local function err_table(msg)
   return {err = 'ERR ' .. msg}
@@ -170,9 +163,10 @@ G.pcall = function(...)
 end
 G.setmetatable = guard(setmetatable)
 G.rawset = guard(rawset)
-G.bit = lib(rust.bit)
-G.cjson = lib(rust.cjson)
-G.cmsgpack = lib(rust.cmsgpack)
+G.bit = rust.bit
+G.cjson = rust.cjson
+G.cmsgpack = rust.cmsgpack
+G.struct = rust.struct
 G.__redis__err__handler = handler
 
 -- Redis 7.0 leaves these out of the scripting environment.
@@ -186,7 +180,7 @@ for k, v in pairs(G) do
   globals[k] = v
 end
 for _, name in ipairs({'string', 'table', 'math', 'coroutine', 'bit', 'cjson',
-    'cmsgpack'}) do
+    'cmsgpack', 'struct'}) do
   globals[name] = readonly(G[name])
 end
 getmetatable('').__index = globals.string
