@@ -949,14 +949,17 @@ fn propagate(
     let wrap = dirty && !expired_dels.is_empty();
     let mut records: Vec<aof::Propagated> = Vec::new();
     if wrap {
-        records.push((db, vec![b"MULTI".to_vec()]));
+        // In the database of what follows, so no SELECT splits the pair
+        // from its first command (Redis selects before MULTI too).
+        records.push((expired_dels[0].0, vec![b"MULTI".to_vec()]));
     }
     records.extend(expired_dels);
     if dirty {
         records.extend(rewritten());
     }
     if wrap {
-        records.push((db, vec![b"EXEC".to_vec()]));
+        let last = records.last().map_or(db, |r| r.0);
+        records.push((last, vec![b"EXEC".to_vec()]));
     }
     let group = std::mem::take(&mut client.propagated);
     if !group.is_empty() {
