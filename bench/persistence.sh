@@ -236,6 +236,8 @@ measure() {
     echo "== $who: SET throughput" >&2
     R[$who.set]=$(set_rps "$port")
     redis-cli -p "$port" config set appendonly yes >/dev/null
+    # ferrokv starts the AOF (and its base) from its persistence thread.
+    until [[ $(info_field "$port" aof_enabled) == 1 ]]; do sleep 0.05; done
     wait_idle "$port"
     redis-cli -p "$port" config set appendfsync everysec >/dev/null
     R[$who.everysec]=$(set_rps "$port")

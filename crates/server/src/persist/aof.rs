@@ -359,16 +359,19 @@ pub fn before_reply_blocking(server: &Server, client: &Client) {
     aof.flush_as(client.aof_ticket, always, always);
 }
 
-/// The sync thread of `appendfsync always`: writes and fsyncs whatever is
-/// buffered whenever a connection waits, so one fsync serves every write
-/// made meanwhile. Returns when the server shuts down.
+/// The sync thread. With `appendfsync always` it writes and fsyncs
+/// whatever is buffered whenever a connection waits, so one fsync serves
+/// every write made meanwhile; when nobody waits it does the periodic
+/// duty ([`cron`]: `everysec`'s fsync), here rather than in the
+/// persistence thread so that a long BGSAVE or rewrite there does not
+/// hold it up. Returns when the server shuts down.
 pub fn sync_thread(server: std::sync::Arc<Server>) {
     let shutdown = server.shutdown.subscribe();
     let aof = &server.persist.aof;
     loop {
         let wanted = {
             let mut wanted = aof.sync_wanted.lock();
-            while *wanted <= aof.synced_upto.load(Relaxed) {
+            if *wanted <= aof.synced_upto.load(Relaxed) {
                 if *shutdown.borrow() {
                     return;
                 }
@@ -377,6 +380,10 @@ pub fn sync_thread(server: std::sync::Arc<Server>) {
             }
             *wanted
         };
+        if wanted <= aof.synced_upto.load(Relaxed) {
+            cron(&server);
+            continue;
+        }
         let upto = aof.pending.lock().upto.max(wanted);
         aof.flush_as(upto, true, true);
         if !aof.enabled() {
@@ -385,7 +392,7 @@ pub fn sync_thread(server: std::sync::Arc<Server>) {
     }
 }
 
-/// The persistence thread's periodic duty: `everysec` fsyncs once a
+/// The periodic duty of the sync thread: `everysec` fsyncs once a
 /// second, the other policies write what is buffered.
 pub fn cron(server: &Server) {
     let aof = &server.persist.aof;

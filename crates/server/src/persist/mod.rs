@@ -504,7 +504,6 @@ pub fn run(server: Arc<Server>) {
             finish_bgsave(&server, job);
             continue;
         }
-        aof::cron(&server);
         if aof::enable_due(&server) {
             let _all = server.gates.exclusive();
             aof::enable(&server);
