@@ -208,6 +208,15 @@ pub const DIRECTIVES: &[Directive] = &[
     d("rdbcompression", Kind::Bool, "yes", true),
     d("rdbchecksum", Kind::Bool, "yes", false),
     d("stop-writes-on-bgsave-error", Kind::Bool, "yes", true),
+    d(
+        "rdb-key-save-delay",
+        Kind::Int {
+            min: i32::MIN as i64,
+            max: i32::MAX as i64,
+        },
+        "0",
+        true,
+    ),
     d("appendonly", Kind::Bool, "no", true),
     d(
         "appendfsync",
@@ -218,6 +227,7 @@ pub const DIRECTIVES: &[Directive] = &[
     d("appendfilename", Kind::Str, "appendonly.aof", false),
     d("appenddirname", Kind::Str, "appendonlydir", false),
     d("aof-load-truncated", Kind::Bool, "yes", true),
+    d("aof-use-rdb-preamble", Kind::Bool, "yes", true),
     d("auto-aof-rewrite-percentage", INT, "100", true),
     d(
         "auto-aof-rewrite-min-size",
@@ -229,6 +239,10 @@ pub const DIRECTIVES: &[Directive] = &[
         true,
     ),
 ];
+
+/// Directives CONFIG GET shows only when asked for by their exact name,
+/// never through a pattern (Redis's HIDDEN_CONFIG: testing aids).
+const HIDDEN: &[&str] = &["rdb-key-save-delay"];
 
 /// Old names Redis still accepts.
 const ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
@@ -517,9 +531,13 @@ impl Config {
             .iter()
             .zip(values.iter())
             .filter(|(d, _)| {
-                patterns
-                    .iter()
-                    .any(|p| crate::glob::matches(p, d.name.as_bytes(), true))
+                patterns.iter().any(|p| {
+                    if HIDDEN.contains(&d.name) {
+                        p.eq_ignore_ascii_case(d.name.as_bytes())
+                    } else {
+                        crate::glob::matches(p, d.name.as_bytes(), true)
+                    }
+                })
             })
             .map(|(d, v)| {
                 let shown = match d.kind {

@@ -426,6 +426,9 @@ fn rename_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], nx: bool) -> Result<bool, C
 /// empty. Expired keys it comes across are deleted, as in Redis.
 fn randomkey(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut expired = Vec::new();
+    // Before the search deletes anything: a later write to a key it
+    // deletes must be ordered after the deletion.
+    ctx.take_ticket();
     let db = ctx.server.keyspace.db(ctx.client.db);
     let key = db.random_key(&mut rand::thread_rng(), ctx.now_ms, &mut expired);
     ctx.expired(ctx.client.db, &expired);

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use ferrokv_resp::Reply;
 
 use crate::client::Client;
+use crate::persist::aof;
 use crate::Server;
 
 /// Command flags, as Redis names them in COMMAND INFO (in Redis's order).
@@ -590,6 +591,9 @@ pub struct Ctx<'a> {
     /// Its place in the propagation order (see persist::aof), taken at the
     /// first write while the keys are still locked.
     ticket: std::cell::Cell<Option<u64>>,
+    /// Keys its lookups found expired and deleted: propagated as DEL
+    /// before the command itself, as Redis's deleteExpiredKeyAndPropagate.
+    expired_dels: Vec<crate::persist::aof::Propagated>,
 }
 
 impl<'a> Ctx<'a> {
@@ -628,6 +632,14 @@ impl<'a> Ctx<'a> {
     /// the changed keys are locked.
     fn wrote(&self) {
         self.dirty.set(true);
+        self.take_ticket();
+    }
+
+    /// Takes the command's place in the propagation order now, unless it
+    /// has one (or its EXEC or script takes it): call it while holding the
+    /// locks of the keys whose changes are propagated, or before taking
+    /// them.
+    pub fn take_ticket(&self) {
         if !self.in_transaction && self.ticket.get().is_none() {
             self.ticket.set(self.server.persist.aof.ticket());
         }
@@ -745,15 +757,28 @@ impl<'a> Ctx<'a> {
     /// Releases a command's locks and reports the keys its lookups found
     /// expired (they were deleted: statistics and watchers must know).
     pub fn finish(&mut self, locked: crate::store::Locked<'_>) {
-        let db = locked.db();
-        self.expired(db, &locked.into_expired());
+        if locked.found_expired() {
+            // The deletions are ordered while their keys are still locked.
+            self.take_ticket();
+        }
+        for (db, entries) in locked.into_expired() {
+            self.expired(db, &entries);
+        }
     }
 
     /// Records keys found expired and deleted, whether by a `Locked` or
-    /// elsewhere (RANDOMKEY's picks), and sends their `expired`
-    /// notifications.
+    /// elsewhere (RANDOMKEY's picks), sends their `expired` notifications
+    /// and propagates their deletion. The command must have taken its
+    /// ticket while the keys were locked ([`take_ticket`](Self::take_ticket)).
     pub fn expired(&mut self, db: usize, entries: &[crate::store::Entry]) {
         if !entries.is_empty() {
+            if self.server.persist.aof.enabled() {
+                self.expired_dels.extend(
+                    entries
+                        .iter()
+                        .map(|e| (db, vec![b"DEL".to_vec(), e.key().to_vec()])),
+                );
+            }
             self.server
                 .stats
                 .expired_keys
@@ -853,10 +878,12 @@ fn run(
         in_transaction,
         dirty: std::cell::Cell::new(false),
         ticket: std::cell::Cell::new(None),
+        expired_dels: Vec::new(),
     };
     let result = (r.cmd.handler)(&mut ctx, argv);
     let flow = ctx.flow;
     let (now_ms, dirty, ticket) = (ctx.now_ms, ctx.dirty.get(), ctx.ticket.get());
+    let expired_dels = std::mem::take(&mut ctx.expired_dels);
     propagate(
         server,
         client,
@@ -864,7 +891,7 @@ fn run(
         argv,
         (db, now_ms, &reply.buf[mark..]),
         in_transaction,
-        (dirty, ticket),
+        (dirty, ticket, expired_dels),
     );
     if let Err(e) = result {
         stats.failed.fetch_add(1, Relaxed);
@@ -893,9 +920,11 @@ fn run(
 }
 
 /// The propagation hook (see persist::aof): a command that changed the
-/// data set is recorded in its deterministic form; inside EXEC or a script
-/// it joins the client's group, which the outer command records wrapped
-/// in MULTI ... EXEC under one ticket.
+/// data set is recorded in its deterministic form, after the deletions of
+/// the expired keys it came across; inside EXEC or a script it joins the
+/// client's group, which the outer command records wrapped in MULTI ...
+/// EXEC under one ticket. Like Redis, a command recorded after deletions
+/// is wrapped in MULTI ... EXEC with them.
 fn propagate(
     server: &Server,
     client: &mut Client,
@@ -903,9 +932,8 @@ fn propagate(
     argv: &[&[u8]],
     (db, now_ms, reply): (usize, i64, &[u8]),
     in_transaction: bool,
-    (dirty, ticket): (bool, Option<u64>),
+    (dirty, ticket, expired_dels): (bool, Option<u64>, Vec<aof::Propagated>),
 ) {
-    use crate::persist::aof;
     let log = &server.persist.aof;
     if ticket.is_none() && !log.enabled() {
         return;
@@ -916,14 +944,26 @@ fn propagate(
             .map(|c| (db, c))
     };
     if in_transaction {
+        client.propagated.extend(expired_dels);
         if dirty {
             client.propagated.extend(rewritten());
         }
         return;
     }
+    let wrap = dirty && !expired_dels.is_empty();
     let mut records: Vec<aof::Propagated> = Vec::new();
+    if wrap {
+        // In the database of what follows, so no SELECT splits the pair
+        // from its first command (Redis selects before MULTI too).
+        records.push((expired_dels[0].0, vec![b"MULTI".to_vec()]));
+    }
+    records.extend(expired_dels);
     if dirty {
         records.extend(rewritten());
+    }
+    if wrap {
+        let last = records.last().map_or(db, |r| r.0);
+        records.push((last, vec![b"EXEC".to_vec()]));
     }
     let group = std::mem::take(&mut client.propagated);
     if !group.is_empty() {
@@ -937,8 +977,12 @@ fn propagate(
         t => t,
     };
     if let Some(t) = ticket {
+        // A ticket taken for deletions that did not happen (RANDOMKEY)
+        // holds nothing the client's reply must wait for.
+        if !records.is_empty() {
+            client.aof_ticket = client.aof_ticket.max(t + 1);
+        }
         log.fill(t, records);
-        client.aof_ticket = client.aof_ticket.max(t + 1);
     }
 }
 

@@ -30,8 +30,11 @@
 //! effects. [`Aof::fill`] parks records until every smaller ticket is
 //! filled and appends them to the buffer in ticket order. EXEC and scripts
 //! run under the exclusive gate, so their group takes its ticket at the
-//! end. Expired-key deletions (lazy and active) are not propagated: the
-//! records carry absolute expiry times, so replay expires the same keys.
+//! end. Keys found expired are propagated as DEL, as Redis does: those a
+//! command's lookups deleted go before the command's own records (wrapped
+//! with them in MULTI ... EXEC), those the active expiry cycle reclaims
+//! go alone; either way the ticket is taken while the key's shard is
+//! locked, so a later write to the key is ordered after its deletion.
 //!
 //! # Durability
 //!
@@ -47,7 +50,8 @@
 //! # Files
 //!
 //! `<dir>/<appenddirname>/` holds `<appendfilename>.<n>.base.rdb` (an RDB
-//! snapshot, aof-use-rdb-preamble), `<appendfilename>.<m>.incr.aof`
+//! snapshot, `aof-use-rdb-preamble yes`) or `<appendfilename>.<n>.base.aof`
+//! (commands that rebuild the data set, [`rebuild_entry`]), `<appendfilename>.<m>.incr.aof`
 //! (commands in RESP) and `<appendfilename>.manifest`, in Redis 7.0's
 //! formats, so redis-server 7.0 loads ferrokv's directory and vice versa.
 
@@ -227,13 +231,78 @@ impl Aof {
 }
 
 /// Appends `argv` in RESP to `out`.
-fn encode<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
+pub(crate) fn encode<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
     out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
     for a in argv {
         let a = a.as_ref();
         out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Items per command when a collection is rebuilt in an AOF base (Redis's
+/// AOF_REWRITE_ITEMS_PER_CMD).
+const ITEMS_PER_CMD: usize = 64;
+
+/// Appends the commands that rebuild `e` to an AOF base written without
+/// the RDB preamble, as Redis's rewriteAppendOnlyFileRio: SET for strings,
+/// RPUSH / SADD / ZADD / HMSET in batches of [`ITEMS_PER_CMD`] items for
+/// collections, then PEXPIREAT for a TTL.
+pub fn rebuild_entry(out: &mut Vec<u8>, e: &crate::store::Entry) {
+    use crate::store::{Object, ValueRef};
+    let key = e.key();
+    // Collections: the command name and the arguments of each item.
+    let (name, items): (&[u8], Vec<Vec<Vec<u8>>>) = match e.value() {
+        ValueRef::Int(n) => {
+            let n = itoa::Buffer::new().format(n).as_bytes().to_vec();
+            encode(out, &[b"SET", key, &n]);
+            (b"", Vec::new())
+        }
+        ValueRef::Emb(s) => {
+            encode(out, &[b"SET", key, s]);
+            (b"", Vec::new())
+        }
+        ValueRef::Obj(Object::Raw(s)) => {
+            encode(out, &[b"SET", key, s]);
+            (b"", Vec::new())
+        }
+        ValueRef::Obj(Object::List(l)) => (b"RPUSH", l.iter().map(|i| vec![i.to_vec()]).collect()),
+        ValueRef::Obj(Object::Set(s)) => (
+            b"SADD",
+            s.iter()
+                .map(|m| match m {
+                    crate::store::set::Member::Int(n) => {
+                        vec![itoa::Buffer::new().format(n).as_bytes().to_vec()]
+                    }
+                    crate::store::set::Member::Bytes(b) => vec![b.to_vec()],
+                })
+                .collect(),
+        ),
+        ValueRef::Obj(Object::ZSet(z)) => {
+            let mut items = Vec::with_capacity(z.len());
+            z.for_range(0, z.len(), false, |m, score| {
+                items.push(vec![
+                    ferrokv_resp::format_double(score).into_bytes(),
+                    m.to_vec(),
+                ])
+            });
+            (b"ZADD", items)
+        }
+        ValueRef::Obj(Object::Hash(h)) => {
+            let mut items = Vec::with_capacity(h.len());
+            h.for_each(|f, v| items.push(vec![f.to_vec(), v.to_vec()]));
+            (b"HMSET", items)
+        }
+    };
+    for batch in items.chunks(ITEMS_PER_CMD) {
+        let mut argv: Vec<&[u8]> = vec![name, key];
+        argv.extend(batch.iter().flatten().map(Vec::as_slice));
+        encode(out, &argv);
+    }
+    if let Some(at) = e.expiry() {
+        let at = itoa::Buffer::new().format(at).as_bytes().to_vec();
+        encode(out, &[b"PEXPIREAT", key, &at]);
     }
 }
 
@@ -290,16 +359,19 @@ pub fn before_reply_blocking(server: &Server, client: &Client) {
     aof.flush_as(client.aof_ticket, always, always);
 }
 
-/// The sync thread of `appendfsync always`: writes and fsyncs whatever is
-/// buffered whenever a connection waits, so one fsync serves every write
-/// made meanwhile. Returns when the server shuts down.
+/// The sync thread. With `appendfsync always` it writes and fsyncs
+/// whatever is buffered whenever a connection waits, so one fsync serves
+/// every write made meanwhile; when nobody waits it does the periodic
+/// duty ([`cron`]: `everysec`'s fsync), here rather than in the
+/// persistence thread so that a long BGSAVE or rewrite there does not
+/// hold it up. Returns when the server shuts down.
 pub fn sync_thread(server: std::sync::Arc<Server>) {
     let shutdown = server.shutdown.subscribe();
     let aof = &server.persist.aof;
     loop {
         let wanted = {
             let mut wanted = aof.sync_wanted.lock();
-            while *wanted <= aof.synced_upto.load(Relaxed) {
+            if *wanted <= aof.synced_upto.load(Relaxed) {
                 if *shutdown.borrow() {
                     return;
                 }
@@ -308,6 +380,10 @@ pub fn sync_thread(server: std::sync::Arc<Server>) {
             }
             *wanted
         };
+        if wanted <= aof.synced_upto.load(Relaxed) {
+            cron(&server);
+            continue;
+        }
         let upto = aof.pending.lock().upto.max(wanted);
         aof.flush_as(upto, true, true);
         if !aof.enabled() {
@@ -316,7 +392,7 @@ pub fn sync_thread(server: std::sync::Arc<Server>) {
     }
 }
 
-/// The persistence thread's periodic duty: `everysec` fsyncs once a
+/// The periodic duty of the sync thread: `everysec` fsyncs once a
 /// second, the other policies write what is buffered.
 pub fn cron(server: &Server) {
     let aof = &server.persist.aof;
@@ -590,9 +666,9 @@ fn create(server: &Server) -> std::io::Result<()> {
     let dir = dir_of(server);
     std::fs::create_dir_all(&dir)?;
     let stem = server.config.get("appendfilename");
-    let base = format!("{stem}.1.base.rdb");
+    let snapshot = begin_base(server);
+    let base = format!("{stem}.1.base.{}", base_suffix(&snapshot));
     let incr = format!("{stem}.1.incr.aof");
-    let snapshot = super::begin(server);
     let result = super::write_snapshot_to(server, &snapshot, &dir.join(&base), true);
     server.keyspace.end_snapshot();
     result?;
@@ -614,6 +690,24 @@ fn create(server: &Server) -> std::io::Result<()> {
     write_manifest(server, &layout.files())?;
     *server.persist.aof.layout.lock() = layout;
     Ok(())
+}
+
+/// Begins the snapshot a new base is written from, in the format
+/// `aof-use-rdb-preamble` asks for.
+fn begin_base(server: &Server) -> super::Snapshot {
+    if server.config.get("aof-use-rdb-preamble") == "yes" {
+        super::begin(server)
+    } else {
+        super::begin_as(server, super::Format::Aof)
+    }
+}
+
+/// The extension of a base file written from `snapshot`.
+fn base_suffix(snapshot: &super::Snapshot) -> &'static str {
+    match snapshot.format() {
+        super::Format::Rdb { .. } => "rdb",
+        super::Format::Aof => "aof",
+    }
 }
 
 /// Appends from now on to a new incr file, listed in the manifest after
@@ -674,7 +768,7 @@ pub fn start_rewrite(server: &Server) -> Rewrite {
     }
     st.rewriting = Some(Instant::now());
     st.rewrite_job = Some(RewriteJob {
-        snapshot: super::begin(server),
+        snapshot: begin_base(server),
         switched,
     });
     drop(st);
@@ -738,7 +832,7 @@ pub fn enable(server: &Server) {
     };
     st.rewriting = Some(Instant::now());
     st.rewrite_job = Some(RewriteJob {
-        snapshot: super::begin(server),
+        snapshot: begin_base(server),
         switched: true,
     });
     drop(st);
@@ -813,7 +907,11 @@ fn write_base(server: &Server, job: &RewriteJob) -> std::io::Result<()> {
     let dir = dir_of(server);
     std::fs::create_dir_all(&dir)?;
     let seq = aof.layout.lock().base.as_ref().map_or(0, |b| b.seq) + 1;
-    let name = format!("{}.{seq}.base.rdb", server.config.get("appendfilename"));
+    let name = format!(
+        "{}.{seq}.base.{}",
+        server.config.get("appendfilename"),
+        base_suffix(&job.snapshot)
+    );
     super::write_snapshot_to(server, &job.snapshot, &dir.join(&name), true)?;
     let size = std::fs::metadata(dir.join(&name))?.len();
     let mut layout = aof.layout.lock();

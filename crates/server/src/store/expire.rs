@@ -45,7 +45,7 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
         for shard in 0..crate::store::SHARDS {
             loop {
                 let now = crate::now_ms();
-                let (checked, gone) = {
+                let (checked, gone, ticket) = {
                     // Transactions and scripts see no key vanish halfway
                     // through; one that outlasts this cycle's time ends the
                     // cycle (and a busy script cannot hold up shutdown).
@@ -54,8 +54,23 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                     let Some(_gate) = server.gates.try_shared_for(idx, wait) else {
                         return db_index;
                     };
-                    db.shard(shard).expire_step(BUCKETS_PER_STEP, now)
+                    let mut guard = db.shard(shard);
+                    let (checked, gone) = guard.expire_step(BUCKETS_PER_STEP, now);
+                    // Ordered while the shard is locked, as a command's
+                    // writes are: a later write to the key comes after.
+                    let ticket = (!gone.is_empty())
+                        .then(|| server.persist.aof.ticket())
+                        .flatten();
+                    (checked, gone, ticket)
                 };
+                if let Some(t) = ticket {
+                    // Propagated as DEL, as Redis's active expiry does.
+                    let dels = gone
+                        .iter()
+                        .map(|e| (db_index, vec![b"DEL".to_vec(), e.key().to_vec()]))
+                        .collect();
+                    server.persist.aof.fill(t, dels);
+                }
                 let events = server.config.notify_flags.load(Relaxed);
                 for e in &gone {
                     server.watches.touch(db_index, e.key());

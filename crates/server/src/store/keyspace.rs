@@ -391,6 +391,7 @@ impl Keyspace {
                 .map(|&(d, s)| ((d, s), self.dbs[d].shard(s)))
                 .collect(),
             expired: Vec::new(),
+            expired_elsewhere: Vec::new(),
         }
     }
 
@@ -430,16 +431,26 @@ pub struct Locked<'a> {
     now: i64,
     clock: u32,
     guards: smallvec::SmallVec<[ShardGuard<'a>; 4]>,
-    /// Keys found expired (and deleted) by lookups: the caller reports them
-    /// (stats, notifications, propagation as DEL).
+    /// Keys of database `db` found expired (and deleted) by lookups: the
+    /// caller reports them (stats, notifications, propagation as DEL).
     pub expired: Vec<Entry>,
+    /// The same for the other databases a cross-database lock holds.
+    expired_elsewhere: Vec<(usize, Vec<Entry>)>,
 }
 
 impl Locked<'_> {
-    /// Releases the locks, handing back the entries lookups found expired
-    /// so they are freed and reported outside the locks.
-    pub fn into_expired(self) -> Vec<Entry> {
-        self.expired
+    /// Whether lookups found expired keys (in any database).
+    pub fn found_expired(&self) -> bool {
+        !self.expired.is_empty() || self.expired_elsewhere.iter().any(|(_, e)| !e.is_empty())
+    }
+
+    /// Releases the locks, handing back the entries lookups found expired,
+    /// by database, so they are freed and reported outside the locks.
+    pub fn into_expired(self) -> Vec<(usize, Vec<Entry>)> {
+        std::iter::once((self.db, self.expired))
+            .chain(self.expired_elsewhere)
+            .filter(|(_, e)| !e.is_empty())
+            .collect()
     }
 }
 
@@ -459,7 +470,19 @@ impl<'a> Locked<'a> {
             .iter()
             .position(|(id, _)| *id == (db, s))
             .unwrap_or_else(|| panic!("shard of a key not locked by its command (db {db})"));
-        (&mut *self.guards[i].1, h, &mut self.expired)
+        let expired = if db == self.db {
+            &mut self.expired
+        } else {
+            let at = match self.expired_elsewhere.iter().position(|(d, _)| *d == db) {
+                Some(at) => at,
+                None => {
+                    self.expired_elsewhere.push((db, Vec::new()));
+                    self.expired_elsewhere.len() - 1
+                }
+            };
+            &mut self.expired_elsewhere[at].1
+        };
+        (&mut *self.guards[i].1, h, expired)
     }
 
     /// Looks up a live key and marks it accessed.

@@ -80,6 +80,33 @@ pub fn require_redis_server() {
     );
 }
 
+/// A field of `INFO persistence`, empty when absent.
+pub fn info_field(con: &mut redis::Connection, name: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("persistence")
+        .query(con)
+        .expect("INFO persistence");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Whether a Redis tool (redis-check-aof, redis-check-rdb) is installed;
+/// when it is not, says why the caller skips its check (CI installs it).
+pub fn have_tool(name: &str) -> bool {
+    let found = Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!("skipped: {name} is not installed (apt-get install redis-tools)");
+    }
+    found
+}
+
 impl ServerProcess {
     /// Starts ferrokv with extra `--directive value` arguments, persistence
     /// off unless they turn it on (as the reference server below).
