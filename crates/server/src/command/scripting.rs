@@ -552,7 +552,7 @@ fn function_stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
                 reply.bulk(a);
             }
             reply.bulk(b"duration_ms");
-            reply.int(r.started.elapsed().as_millis() as i64);
+            reply.int((crate::now_ms() - r.started).max(0));
         }
         None => reply.null(),
     });

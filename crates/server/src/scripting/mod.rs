@@ -67,7 +67,7 @@ use std::sync::atomic::{
     Ordering::{Relaxed, SeqCst},
 };
 use std::sync::{mpsc, Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrokv_resp::{Protocol, Reply};
 use parking_lot::Mutex;
@@ -118,11 +118,19 @@ pub fn sha1_hex(data: &[u8]) -> String {
 }
 
 /// What FUNCTION STATS shows of the running script.
+/// Its buffers are reused from script to script: scripts are short and
+/// frequent, and this is written for every one.
+#[derive(Default)]
 pub struct Running {
     pub name: String,
     pub argv: Vec<Vec<u8>>,
-    pub started: Instant,
+    /// Unix ms.
+    pub started: i64,
+    active: bool,
 }
+
+/// Arguments longer than this are not kept for the next script's reuse.
+const RUNNING_KEEP: usize = 4096;
 
 /// What the VM's count hook of the running script looks at.
 #[derive(Default)]
@@ -174,7 +182,7 @@ pub struct Busy {
     /// An EVAL script (SCRIPT KILL) rather than a function (FUNCTION KILL).
     eval: AtomicBool,
     done: Notify,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Running>,
 }
 
 impl Busy {
@@ -197,31 +205,40 @@ impl Busy {
         self.hook.effects.store(true, SeqCst);
     }
 
-    fn start(&self, name: &str, argv: &[&[u8]], eval: bool) {
+    fn start(&self, name: &str, argv: &[&[u8]], eval: bool, now_ms: i64) {
         let h = &self.hook;
         h.kill.store(false, SeqCst);
         h.effects.store(false, SeqCst);
         h.restart.store(false, SeqCst);
         let budget = self.inline_budget_ms.load(SeqCst);
-        let until = if budget > 0 {
-            crate::now_ms() + budget
-        } else {
-            0
-        };
+        let until = if budget > 0 { now_ms + budget } else { 0 };
         h.inline_until_ms.store(until, SeqCst);
         self.wrote.store(false, SeqCst);
         self.eval.store(eval, SeqCst);
-        *self.running.lock() = Some(Running {
-            name: name.to_string(),
-            argv: argv.iter().map(|a| a.to_vec()).collect(),
-            started: Instant::now(),
-        });
-        self.since_ms.store(crate::now_ms().max(1), SeqCst);
+        {
+            let mut r = self.running.lock();
+            r.name.clear();
+            r.name.push_str(name);
+            r.argv.resize_with(argv.len(), Vec::new);
+            for (kept, a) in r.argv.iter_mut().zip(argv) {
+                kept.clear();
+                kept.extend_from_slice(a);
+            }
+            r.started = now_ms;
+            r.active = true;
+        }
+        self.since_ms.store(now_ms.max(1), SeqCst);
     }
 
     fn finish(&self) {
         self.since_ms.store(0, SeqCst);
-        *self.running.lock() = None;
+        {
+            let mut r = self.running.lock();
+            r.active = false;
+            if r.argv.iter().any(|a| a.capacity() > RUNNING_KEEP) {
+                r.argv = Vec::new();
+            }
+        }
         self.hook.kill.store(false, SeqCst);
         self.hook.restart.store(false, SeqCst);
         self.hook.inline_until_ms.store(0, SeqCst);
@@ -249,7 +266,8 @@ impl Busy {
     }
 
     pub fn with_running<R>(&self, f: impl FnOnce(Option<&Running>) -> R) -> R {
-        f(self.running.lock().as_ref())
+        let r = self.running.lock();
+        f(r.active.then_some(&*r))
     }
 
     /// The BUSY error other commands get, naming the right KILL command.
@@ -355,7 +373,7 @@ impl Scripting {
             return Ok(());
         }
         let name = target.name;
-        self.busy.start(name, argv, target.eval);
+        self.busy.start(name, argv, target.eval, ctx.now_ms);
         let result = engine.run(ctx, &self.busy, target);
         if budget > 0 && self.busy.past_inline_deadline() {
             // Next time it goes to the script thread straight away: it
