@@ -619,6 +619,17 @@ impl<'a> Ctx<'a> {
         self.server.blocking.signal(db, key);
     }
 
+    /// The write hook of FUNCTION LOAD, DELETE, FLUSH and RESTORE: one
+    /// change to the data set (Redis's `server.dirty++`), which propagates
+    /// the command, so the AOF keeps the libraries.
+    pub fn modified_functions(&self) {
+        self.wrote();
+        self.server
+            .stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Marks the command for propagation and, outside EXEC and scripts
     /// (whose group is ordered at its end), takes its ticket now, while
     /// the changed keys are locked.
@@ -907,7 +918,7 @@ fn propagate(
         return;
     }
     let rewritten = || {
-        aof::rewrite(r.cmd.name, argv, now_ms, reply)
+        aof::rewrite(&r.full_name(), argv, now_ms, reply)
             .into_iter()
             .map(|c| (db, c))
     };
