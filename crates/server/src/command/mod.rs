@@ -640,6 +640,25 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// A read lookup (Redis's lookupKeyRead) found its key: a keyspace hit.
+    pub fn read_hit(&self) {
+        self.server.stats.hit(true);
+    }
+
+    /// A read lookup (Redis's lookupKeyRead) of `key` done through
+    /// `locked`: a keyspace hit or miss and, for a miss, the `keymiss`
+    /// notification. A key the lookup found expired gets its `expired`
+    /// notification first, as Redis deletes it inside the lookup.
+    pub fn read_lookup(&mut self, locked: &mut crate::store::Locked<'_>, key: &[u8], found: bool) {
+        self.server.stats.hit(found);
+        if !found {
+            let db = locked.db();
+            let expired = std::mem::take(&mut locked.expired);
+            self.expired(db, &expired);
+            self.notify_in(db, crate::pubsub::events::KEY_MISS, "keymiss", key);
+        }
+    }
+
     /// Publishes the keyspace notification `event` of `class` (a
     /// crate::pubsub::events bit) for `key`, where Redis calls
     /// notifyKeyspaceEvent; a no-op unless `notify-keyspace-events`

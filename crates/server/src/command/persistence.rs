@@ -173,7 +173,7 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let compress = ctx.server.config.get("rdbcompression") == "yes";
     let mut locked = ctx.lock(&argv[1..2]);
     let payload = locked.get(argv[1]).map(|e| rdb::dump(e.value(), compress));
-    ctx.server.stats.hit(payload.is_some());
+    ctx.read_lookup(&mut locked, argv[1], payload.is_some());
     ctx.finish(locked);
     match payload {
         Some(p) => ctx.reply.bulk(&p),
