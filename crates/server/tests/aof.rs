@@ -2,7 +2,8 @@
 //! back after a restart (kill -9 included), ferrokv's AOF directory loads
 //! into redis-server 7.0 and Redis's into ferrokv, acknowledged writes
 //! survive a SIGKILL with `appendfsync always`, and truncated or damaged
-//! files are handled as `aof-load-truncated` says.
+//! files are handled as `aof-load-truncated` says. Function libraries
+//! survive restarts and rewrites.
 
 mod common;
 
@@ -760,6 +761,83 @@ fn rewrite_under_writes_keeps_everything() {
     drop(s);
     let r = redis_in(&dir);
     assert_eq!(contents(&mut r.connection()), before);
+}
+
+const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function() return 1 end)";
+const LIB_B: &str = "#!lua name=libb\nredis.register_function('fb', function() return 2 end)";
+
+fn function(con: &mut redis::Connection, args: &[&[u8]]) -> Value {
+    let mut c = redis::cmd("FUNCTION");
+    for a in args {
+        c.arg(*a);
+    }
+    c.query(con).unwrap_or_else(|e| panic!("FUNCTION: {e}"))
+}
+
+/// The libraries and their code, one by one (Redis lists them in hash
+/// order).
+fn libraries(con: &mut redis::Connection) -> Vec<Value> {
+    ["liba", "libb"]
+        .iter()
+        .map(|lib| function(con, &[b"LIST", b"LIBRARYNAME", lib.as_bytes(), b"WITHCODE"]))
+        .collect()
+}
+
+fn wait_rewrite(con: &mut redis::Connection) {
+    loop {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(con)
+            .expect("INFO");
+        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrites:0") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// FUNCTION LOAD, DELETE, FLUSH and RESTORE are logged, so libraries come
+/// back after a restart; a rewrite's base carries them; redis-server loads
+/// the directory with the same libraries.
+#[test]
+fn functions_survive_restarts_and_rewrites() {
+    let dir = Dir::new("functions");
+    let before = {
+        let s = ferrokv_in(&dir, &[]);
+        let mut con = s.connection();
+        function(&mut con, &[b"LOAD", LIB_A.as_bytes()]);
+        function(&mut con, &[b"LOAD", LIB_B.as_bytes()]);
+        let payload: Vec<u8> = redis::cmd("FUNCTION").arg("DUMP").query(&mut con).unwrap();
+        function(&mut con, &[b"FLUSH"]);
+        function(&mut con, &[b"RESTORE", &payload]);
+        function(&mut con, &[b"DELETE", b"libb"]);
+        function(&mut con, &[b"LOAD", b"REPLACE", LIB_B.as_bytes()]);
+        libraries(&mut con)
+    };
+    let s = ferrokv_in(&dir, &[]);
+    let mut con = s.connection();
+    assert_eq!(libraries(&mut con), before);
+    cmd(&mut con, "BGREWRITEAOF");
+    wait_rewrite(&mut con);
+    function(&mut con, &[b"DELETE", b"liba"]);
+    let after = libraries(&mut con);
+    drop(con);
+    drop(s);
+    let s = ferrokv_in(&dir, &[]);
+    assert_eq!(libraries(&mut s.connection()), after);
+    drop(s);
+    let r = redis_in(&dir);
+    let mut con = r.connection();
+    // redis-server listens before it has loaded the files (-LOADING).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while redis::cmd("PING").query::<String>(&mut con).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server is still loading"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(libraries(&mut con), after);
 }
 
 /// CONFIG SET appendonly yes at runtime writes a base of the data set

@@ -2,7 +2,8 @@
 //! redis-server 7.0 and pass redis-check-rdb, Redis's dumps and DUMP
 //! payloads load into ferrokv, snapshots are point-in-time under
 //! concurrent writes, damaged files stop start-up, and a failing save
-//! turns writes away with MISCONF until saving works again.
+//! turns writes away with MISCONF until saving works again. Function
+//! libraries travel in the files too.
 
 mod common;
 
@@ -399,6 +400,87 @@ fn wait_bgsave(con: &mut redis::Connection) {
     while info_field(con, "rdb_bgsave_in_progress") != "0" {
         assert!(Instant::now() < deadline, "BGSAVE did not finish");
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+const LIB_A: &[u8] = b"#!lua name=liba\nredis.register_function('fa', function(keys, args) return redis.call('GET', keys[1]) end)";
+const LIB_B: &[u8] = b"#!lua name=libb\nredis.register_function{function_name='fb', callback=function() return 2 end, flags={'no-writes'}, description='a function with a description long enough to be compressed'}";
+
+/// FUNCTION LIST WITHCODE, one library at a time (Redis lists them in
+/// hash order).
+fn libraries(con: &mut redis::Connection) -> Vec<Value> {
+    ["liba", "libb"]
+        .iter()
+        .map(|lib| {
+            q(
+                con,
+                &[
+                    b"FUNCTION",
+                    b"LIST",
+                    b"LIBRARYNAME",
+                    lib.as_bytes(),
+                    b"WITHCODE",
+                ],
+            )
+        })
+        .collect()
+}
+
+/// Libraries travel in RDB files both ways (written ahead of the
+/// databases, as Redis 7.0 does), by SAVE and by BGSAVE, and still run.
+#[test]
+fn functions_travel_in_rdb_files_both_ways() {
+    let dir = Dir::new("functions-r2f");
+    let expected = {
+        let r = redis_in(&dir);
+        let mut rc = r.connection();
+        for lib in [LIB_A, LIB_B] {
+            let _: String = q(&mut rc, &[b"FUNCTION", b"LOAD", lib]);
+        }
+        let _: () = q(&mut rc, &[b"SET", b"k", b"v"]);
+        let _: () = q(&mut rc, &[b"SAVE"]);
+        libraries(&mut rc)
+    };
+    let f = ferrokv_in(&dir, &[]);
+    let mut fc = f.connection();
+    assert_eq!(libraries(&mut fc), expected);
+    let v: String = q(&mut fc, &[b"FCALL", b"fa", b"1", b"k"]);
+    assert_eq!(v, "v");
+    drop(f);
+
+    for (tag, save) in [("sync", &b"SAVE"[..]), ("background", b"BGSAVE")] {
+        let dir = Dir::new(&format!("functions-f2r-{tag}"));
+        let f = ferrokv_in(&dir, &[]);
+        let mut fc = f.connection();
+        for lib in [LIB_A, LIB_B] {
+            let _: String = q(&mut fc, &[b"FUNCTION", b"LOAD", lib]);
+        }
+        let _: () = q(&mut fc, &[b"SET", b"k", b"v"]);
+        let _: Value = q(&mut fc, &[save]);
+        wait_bgsave(&mut fc);
+        // Changed after the save: the file keeps what was saved (the
+        // process is killed, not shut down).
+        let _: () = q(&mut fc, &[b"FUNCTION", b"DELETE", b"libb"]);
+        let _: String = q(
+            &mut fc,
+            &[b"FUNCTION", b"LOAD", &LIB_B.to_ascii_lowercase()],
+        );
+        drop(fc);
+        drop(f);
+        let out = Command::new("redis-check-rdb")
+            .arg(dump_file(&dir))
+            .output()
+            .expect("run redis-check-rdb (apt-get install redis-tools)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("RDB looks OK"),
+            "{text}"
+        );
+        let r = redis_in(&dir);
+        let mut rc = r.connection();
+        assert_eq!(libraries(&mut rc), expected, "{tag}");
+        let v: String = q(&mut rc, &[b"FCALL", b"fa", b"1", b"k"]);
+        assert_eq!(v, "v");
     }
 }
 

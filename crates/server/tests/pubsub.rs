@@ -322,6 +322,74 @@ fn keyspace_notifications_match_redis() {
     );
 }
 
+/// `keymiss` (class m) for every read lookup that finds nothing, as Redis
+/// 7.0's lookupKeyRead: not for writes, OBJECT or hits; after `expired`
+/// when the lookup finds the key expired.
+#[test]
+fn keymiss_notifications_match_redis() {
+    compare(
+        2,
+        &[
+            Cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "KEAm"]),
+            Cmd(0, &["PSUBSCRIBE", "__key*__:*"]),
+            Cmd(1, &["SET", "s", "v"]),
+            Cmd(1, &["RPUSH", "l", "b", "a"]),
+            Cmd(1, &["HSET", "h", "f", "v"]),
+            Cmd(1, &["SADD", "st", "a"]),
+            Cmd(1, &["ZADD", "z", "1", "a"]),
+            Cmd(1, &["GET", "nk"]),
+            Cmd(1, &["GET", "s"]),
+            Cmd(1, &["MGET", "nk", "s", "nk2"]),
+            Cmd(1, &["EXISTS", "nk", "s", "nk"]),
+            Cmd(1, &["TOUCH", "nk"]),
+            Cmd(1, &["TYPE", "nk"]),
+            Cmd(1, &["PTTL", "nk"]),
+            Cmd(1, &["OBJECT", "ENCODING", "nk"]),
+            Cmd(1, &["DUMP", "nk"]),
+            Cmd(1, &["STRLEN", "nk"]),
+            Cmd(1, &["GETRANGE", "nk", "0", "1"]),
+            Cmd(1, &["GETEX", "nk", "PERSIST"]),
+            Cmd(1, &["GETDEL", "nk"]),
+            Cmd(1, &["GETSET", "fresh", "v"]),
+            Cmd(1, &["LCS", "nk", "s"]),
+            Cmd(1, &["COPY", "nk", "x"]),
+            Cmd(1, &["APPEND", "nk3", "x"]),
+            Cmd(1, &["LLEN", "nk"]),
+            Cmd(1, &["LRANGE", "nk", "0", "-1"]),
+            Cmd(1, &["LPOS", "nk", "a"]),
+            Cmd(1, &["LPOP", "nk"]),
+            Cmd(1, &["HGET", "nk", "f"]),
+            Cmd(1, &["HGET", "h", "nofield"]),
+            Cmd(1, &["HMGET", "nk", "f"]),
+            Cmd(1, &["HSCAN", "nk", "0"]),
+            Cmd(1, &["HINCRBY", "nk4", "f", "1"]),
+            Cmd(1, &["SMEMBERS", "nk"]),
+            Cmd(1, &["SISMEMBER", "nk", "a"]),
+            Cmd(1, &["SINTER", "st", "nk"]),
+            Cmd(1, &["SUNIONSTORE", "sd", "nk", "st"]),
+            Cmd(1, &["SDIFFSTORE", "sd", "st", "nk"]),
+            Cmd(1, &["SREM", "nk", "a"]),
+            Cmd(1, &["ZSCORE", "nk", "a"]),
+            Cmd(1, &["ZRANGE", "nk", "0", "-1"]),
+            Cmd(1, &["ZUNIONSTORE", "zd", "2", "nk", "z"]),
+            Cmd(1, &["ZINTERCARD", "2", "nk", "z"]),
+            Cmd(1, &["ZPOPMIN", "nk"]),
+            Cmd(1, &["SORT", "nk"]),
+            Cmd(1, &["SORT", "l", "BY", "nosuch_*", "GET", "ng_*"]),
+            Cmd(1, &["EVAL", "return redis.call('GET', KEYS[1])", "1", "nk"]),
+            // Expired on access or by the active cycle: `expired` comes
+            // first either way.
+            Cmd(1, &["SET", "e", "1", "PX", "100"]),
+            Sleep(300),
+            Cmd(1, &["GET", "e"]),
+            Cmd(1, &["CONFIG", "SET", "notify-keyspace-events", "KEA"]),
+            Cmd(1, &["GET", "nk"]),
+            Cmd(1, &["CONFIG", "SET", "notify-keyspace-events", ""]),
+        ],
+        &[],
+    );
+}
+
 #[test]
 fn collection_notifications_match_redis() {
     compare(

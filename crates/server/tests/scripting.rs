@@ -1,6 +1,7 @@
 //! Scripts under concurrency: atomic check-and-decrement (flash sale), a
 //! lease lock released by compare-and-delete, BUSY and SCRIPT KILL of a
-//! long read-only script, and the same sale done with WATCH/MULTI/EXEC.
+//! long read-only script, the same sale done with WATCH/MULTI/EXEC, and
+//! FUNCTION DUMP/RESTORE payloads exchanged with redis-server.
 
 mod common;
 
@@ -333,4 +334,98 @@ fn a_long_script_moves_to_the_script_thread_and_runs_once() {
         .query(&mut con)
         .unwrap();
     assert!(info.contains("cmdstat_eval:calls=2,"), "{info}");
+}
+
+const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function(keys, args) return 'a:' .. (args[1] or '') end)";
+const LIB_B: &str = "#!lua name=libb\nredis.register_function{function_name='fb', callback=function() return 2 end, flags={'no-writes'}, description='b'}";
+
+fn function(con: &mut redis::Connection, args: &[&[u8]]) -> redis::RedisResult<redis::Value> {
+    let mut c = redis::cmd("FUNCTION");
+    for a in args {
+        c.arg(*a);
+    }
+    c.query(con)
+}
+
+fn dump(con: &mut redis::Connection) -> Vec<u8> {
+    redis::cmd("FUNCTION").arg("DUMP").query(con).unwrap()
+}
+
+/// FUNCTION LIST WITHCODE of one library (Redis lists libraries in hash
+/// order, so they are compared one by one).
+fn listing(con: &mut redis::Connection, lib: &str) -> redis::Value {
+    function(con, &[b"LIST", b"LIBRARYNAME", lib.as_bytes(), b"WITHCODE"]).unwrap()
+}
+
+#[test]
+fn function_dump_and_restore_cross_servers() {
+    let r = ServerProcess::redis(&[]);
+    let f = ServerProcess::ferrokv(&[]);
+    let (mut rc, mut fc) = (r.connection(), f.connection());
+    for con in [&mut rc, &mut fc] {
+        function(con, &[b"LOAD", LIB_A.as_bytes()]).unwrap();
+    }
+    // The same library serializes to the same bytes (LZF included), with
+    // compression on and off, and so does no library at all.
+    assert_eq!(dump(&mut fc), dump(&mut rc));
+    for con in [&mut rc, &mut fc] {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("rdbcompression")
+            .arg("no")
+            .query(con)
+            .unwrap();
+    }
+    assert_eq!(dump(&mut fc), dump(&mut rc));
+    let from_redis_a = dump(&mut rc);
+    for con in [&mut rc, &mut fc] {
+        function(con, &[b"LOAD", LIB_B.as_bytes()]).unwrap();
+    }
+    let (from_redis, from_ferrokv) = (dump(&mut rc), dump(&mut fc));
+    // Each side restores the other's payload in place of its own.
+    function(&mut fc, &[b"RESTORE", &from_redis, b"FLUSH"]).unwrap();
+    function(&mut rc, &[b"RESTORE", &from_ferrokv, b"FLUSH"]).unwrap();
+    for lib in ["liba", "libb"] {
+        assert_eq!(listing(&mut fc, lib), listing(&mut rc, lib), "{lib}");
+    }
+    let called: String = redis::cmd("FCALL")
+        .arg("fa")
+        .arg(0)
+        .arg("x")
+        .query(&mut fc)
+        .unwrap();
+    assert_eq!(called, "a:x");
+    for con in [&mut rc, &mut fc] {
+        function(con, &[b"FLUSH"]).unwrap();
+    }
+    assert_eq!(dump(&mut fc), dump(&mut rc));
+    // Policies and errors, each tried on both sides.
+    let mut bad_crc = from_redis.clone();
+    *bad_crc.last_mut().unwrap() ^= 1;
+    let key_dump: Vec<u8> = {
+        let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut rc).unwrap();
+        redis::cmd("DUMP").arg("k").query(&mut rc).unwrap()
+    };
+    let steps: Vec<Vec<&[u8]>> = vec![
+        vec![b"RESTORE", &from_redis_a],
+        vec![b"RESTORE", &from_redis_a],
+        vec![b"RESTORE", &from_redis_a, b"APPEND"],
+        vec![b"RESTORE", &from_redis, b"append"],
+        vec![b"RESTORE", &from_redis, b"REPLACE"],
+        vec![b"RESTORE", &from_redis_a, b"replace"],
+        vec![b"RESTORE", &from_redis_a, b"FLUSH"],
+        vec![b"RESTORE", &from_redis_a, b"bogus"],
+        vec![b"RESTORE", &from_redis_a, b"APPEND", b"x"],
+        vec![b"RESTORE", &bad_crc],
+        vec![b"RESTORE", b"short"],
+        vec![b"RESTORE", &key_dump],
+        vec![b"RESTORE"],
+        vec![b"DUMP", b"x"],
+    ];
+    for step in &steps {
+        let (a, b) = (function(&mut fc, step), function(&mut rc, step));
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{:?}", step.len());
+        assert_eq!(listing(&mut fc, "liba"), listing(&mut rc, "liba"));
+        assert_eq!(listing(&mut fc, "libb"), listing(&mut rc, "libb"));
+    }
 }

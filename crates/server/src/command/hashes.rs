@@ -185,7 +185,8 @@ fn limits(ctx: &Ctx<'_>) -> Limits {
 }
 
 /// Runs `f` on the hash at `key` (None when there is no key), counting
-/// the keyspace hit or miss; WRONGTYPE for other types.
+/// the keyspace hit or miss (see Ctx::read_lookup); WRONGTYPE for other
+/// types.
 fn read<'a, T>(
     ctx: &mut Ctx<'a>,
     key: &[u8],
@@ -194,11 +195,11 @@ fn read<'a, T>(
     let mut locked = ctx.lock(&[key]);
     let result = match locked.get(key) {
         None => {
-            ctx.server.stats.hit(false);
+            ctx.read_lookup(&mut locked, key, false);
             f(ctx, None)
         }
         Some(mut e) => {
-            ctx.server.stats.hit(true);
+            ctx.read_hit();
             match e.get_mut().object_mut() {
                 Some(Object::Hash(h)) => f(ctx, Some(h)),
                 _ => Err(CmdError::WrongType),

@@ -359,7 +359,7 @@ fn count_existing(ctx: &mut Ctx<'_>, argv: &[&[u8]], touch: bool) -> Result<(), 
         } else {
             locked.exists(key)
         };
-        ctx.server.stats.hit(found);
+        ctx.read_lookup(&mut locked, key, found);
         n += found as i64;
     }
     ctx.finish(locked);
@@ -371,7 +371,7 @@ fn count_existing(ctx: &mut Ctx<'_>, argv: &[&[u8]], touch: bool) -> Result<(), 
 fn type_(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut locked = ctx.lock(&argv[1..2]);
     let name = locked.peek(argv[1]).map(|e| e.value().type_name());
-    ctx.server.stats.hit(name.is_some());
+    ctx.read_lookup(&mut locked, argv[1], name.is_some());
     ctx.finish(locked);
     ctx.reply.simple(name.unwrap_or("none"));
     Ok(())
@@ -579,12 +579,18 @@ fn scan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         let mut locked = ctx.lock(&expired);
         for s in found.iter_mut().filter(|s| s.expired) {
             s.expired = locked.peek(&s.key).is_none();
+            // With TYPE, Redis looks each key up for reading (a miss).
+            if s.expired && wanted_type.is_some() {
+                ctx.read_lookup(&mut locked, &s.key, false);
+            }
         }
         ctx.finish(locked);
     }
     let keep = |s: &Scanned| match wanted_type {
         Some(t) => {
-            ctx.server.stats.hit(!s.expired);
+            if !s.expired {
+                ctx.read_hit();
+            }
             let name = if s.expired { "none" } else { s.type_name };
             t.eq_ignore_ascii_case(name.as_bytes())
         }
@@ -763,7 +769,7 @@ fn copy(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
             .keyspace
             .lock_across(src, &[(src, src_key), (dst, dst_key)], ctx.now_ms);
     let found = locked.get_in(src, src_key).is_some();
-    ctx.server.stats.hit(found);
+    ctx.read_lookup(&mut locked, src_key, found);
     let copied = found && (replace || locked.get_in(dst, dst_key).is_none()) && {
         let copy = locked
             .get_in(src, src_key)
@@ -914,7 +920,7 @@ fn ttl_generic(
 ) -> Result<(), CmdError> {
     let mut locked = ctx.lock(&argv[1..2]);
     let found = locked.peek(argv[1]).map(|e| e.expiry());
-    ctx.server.stats.hit(found.is_some());
+    ctx.read_lookup(&mut locked, argv[1], found.is_some());
     ctx.finish(locked);
     let n = match found {
         None => -2,

@@ -271,11 +271,11 @@ fn as_list_ref(v: ValueRef<'_>) -> Result<&List, CmdError> {
     }
 }
 
-/// Looks a list up for reading, counting the keyspace hit or miss as
-/// Redis's lookupKeyRead does.
-fn read_list<'l>(ctx: &Ctx<'_>, e: Option<&'l EntryMut<'_>>) -> Result<Option<&'l List>, CmdError> {
-    ctx.server.stats.hit(e.is_some());
-    e.map(|e| as_list_ref(e.value())).transpose()
+/// The list a read lookup found, counting the keyspace hit as Redis's
+/// lookupKeyRead does (a miss is the caller's: Ctx::read_lookup).
+fn read_list<'l>(ctx: &Ctx<'_>, e: &'l EntryMut<'_>) -> Result<&'l List, CmdError> {
+    ctx.read_hit();
+    as_list_ref(e.value())
 }
 
 /// Parses LEFT or RIGHT; a syntax error otherwise.
@@ -522,8 +522,13 @@ fn rpop(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// LLEN key: integer, the length (0 when no list).
 fn llen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     ctx.with_keys(&argv[1..2], |ctx, locked| {
-        let e = locked.get(argv[1]);
-        let len = read_list(ctx, e.as_ref())?.map_or(0, List::len);
+        let len = match locked.get(argv[1]) {
+            Some(e) => read_list(ctx, &e)?.len(),
+            None => {
+                ctx.read_lookup(locked, argv[1], false);
+                0
+            }
+        };
         ctx.reply.int(len as i64);
         Ok(())
     })
@@ -533,11 +538,12 @@ fn llen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (start, stop) = (int(argv[2])?, int(argv[3])?);
     ctx.with_keys(&argv[1..2], |ctx, locked| {
-        let e = locked.get(argv[1]);
-        let Some(list) = read_list(ctx, e.as_ref())? else {
+        let Some(e) = locked.get(argv[1]) else {
+            ctx.read_lookup(locked, argv[1], false);
             ctx.reply.array(0);
             return Ok(());
         };
+        let list = read_list(ctx, &e)?;
         let Some((first, count)) = resolve_range(start, stop, list.len()) else {
             ctx.reply.array(0);
             return Ok(());
@@ -553,11 +559,12 @@ fn lrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// LINDEX key index: the element (bulk), nil when out of range or no list.
 fn lindex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     ctx.with_keys(&argv[1..2], |ctx, locked| {
-        let e = locked.get(argv[1]);
-        let Some(list) = read_list(ctx, e.as_ref())? else {
+        let Some(e) = locked.get(argv[1]) else {
+            ctx.read_lookup(locked, argv[1], false);
             ctx.reply.null();
             return Ok(());
         };
+        let list = read_list(ctx, &e)?;
         // Redis reads the index only once it has found the list.
         let index = int(argv[2])?;
         match resolve_index(index, list.len()).and_then(|i| list.get(i)) {
@@ -721,14 +728,15 @@ fn lpos(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     }
     let item = argv[2];
     ctx.with_keys(&argv[1..2], |ctx, locked| {
-        let e = locked.get(argv[1]);
-        let Some(list) = read_list(ctx, e.as_ref())? else {
+        let Some(e) = locked.get(argv[1]) else {
+            ctx.read_lookup(locked, argv[1], false);
             match count {
                 Some(_) => ctx.reply.array(0),
                 None => ctx.reply.null(),
             }
             return Ok(());
         };
+        let list = read_list(ctx, &e)?;
         let len = list.len();
         let scan: Box<dyn Iterator<Item = &[u8]>> = if from_tail {
             Box::new(list.iter().rev())

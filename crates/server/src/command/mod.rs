@@ -627,6 +627,17 @@ impl<'a> Ctx<'a> {
         self.server.blocking.signal(db, key);
     }
 
+    /// The write hook of FUNCTION LOAD, DELETE, FLUSH and RESTORE: one
+    /// change to the data set (Redis's `server.dirty++`), which propagates
+    /// the command, so the AOF keeps the libraries.
+    pub fn modified_functions(&self) {
+        self.wrote();
+        self.server
+            .stats
+            .dirty
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Marks the command for propagation and, outside EXEC and scripts
     /// (whose group is ordered at its end), takes its ticket now, while
     /// the changed keys are locked.
@@ -642,6 +653,25 @@ impl<'a> Ctx<'a> {
     pub fn take_ticket(&self) {
         if !self.in_transaction && self.ticket.get().is_none() {
             self.ticket.set(self.server.persist.aof.ticket());
+        }
+    }
+
+    /// A read lookup (Redis's lookupKeyRead) found its key: a keyspace hit.
+    pub fn read_hit(&self) {
+        self.server.stats.hit(true);
+    }
+
+    /// A read lookup (Redis's lookupKeyRead) of `key` done through
+    /// `locked`: a keyspace hit or miss and, for a miss, the `keymiss`
+    /// notification. A key the lookup found expired gets its `expired`
+    /// notification first, as Redis deletes it inside the lookup.
+    pub fn read_lookup(&mut self, locked: &mut crate::store::Locked<'_>, key: &[u8], found: bool) {
+        self.server.stats.hit(found);
+        if !found {
+            let db = locked.db();
+            let expired = std::mem::take(&mut locked.expired);
+            self.expired(db, &expired);
+            self.notify_in(db, crate::pubsub::events::KEY_MISS, "keymiss", key);
         }
     }
 
@@ -939,7 +969,7 @@ fn propagate(
         return;
     }
     let rewritten = || {
-        aof::rewrite(r.cmd.name, argv, now_ms, reply)
+        aof::rewrite(&r.full_name(), argv, now_ms, reply)
             .into_iter()
             .map(|c| (db, c))
     };

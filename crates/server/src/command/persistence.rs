@@ -173,7 +173,7 @@ fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let compress = ctx.server.config.get("rdbcompression") == "yes";
     let mut locked = ctx.lock(&argv[1..2]);
     let payload = locked.get(argv[1]).map(|e| rdb::dump(e.value(), compress));
-    ctx.server.stats.hit(payload.is_some());
+    ctx.read_lookup(&mut locked, argv[1], payload.is_some());
     ctx.finish(locked);
     match payload {
         Some(p) => ctx.reply.bulk(&p),
@@ -224,6 +224,16 @@ fn restore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     result
 }
 
+/// Redis's reply to a DUMP or FUNCTION DUMP payload it refuses.
+pub(super) fn payload_error(e: rdb::RestoreError) -> CmdError {
+    match e {
+        rdb::RestoreError::VersionOrChecksum => {
+            CmdError::Static("ERR DUMP payload version or checksum are wrong")
+        }
+        rdb::RestoreError::BadFormat => CmdError::Static("ERR Bad data format"),
+    }
+}
+
 /// RESTORE's checks and store, in Redis's order, under the key's lock.
 fn restore_locked(
     ctx: &mut Ctx<'_>,
@@ -241,12 +251,7 @@ fn restore_locked(
     if ttl < 0 {
         return Err(CmdError::Static("ERR Invalid TTL value, must be >= 0"));
     }
-    let value = rdb::restore(argv[3], persist::encodings(ctx.server)).map_err(|e| match e {
-        rdb::RestoreError::VersionOrChecksum => {
-            CmdError::Static("ERR DUMP payload version or checksum are wrong")
-        }
-        rdb::RestoreError::BadFormat => CmdError::Static("ERR Bad data format"),
-    })?;
+    let value = rdb::restore(argv[3], persist::encodings(ctx.server)).map_err(payload_error)?;
     let deleted = replace && locked.remove(key).is_some();
     let at = match ttl {
         0 => None,

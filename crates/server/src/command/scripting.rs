@@ -4,9 +4,11 @@
 
 use std::sync::atomic::Ordering::SeqCst;
 
-use super::server::{container, entry, help};
+use super::persistence::payload_error;
+use super::server::{container, entry, help, subcommand_syntax};
 use super::{acl, args, flags, CmdError, Command, Ctx, NO_KEYS};
-use crate::scripting::{script_flags, sha1_hex, Target};
+use crate::persist::rdb;
+use crate::scripting::{script_flags, sha1_hex, RestorePolicy, Target};
 
 const RUN: u32 = flags::NOSCRIPT
     | flags::STALE
@@ -163,6 +165,22 @@ pub const COMMANDS: &[Command] = &[
                 WRITE_ADMIN,
                 function_flush,
                 "Deleting all functions",
+                "7.0.0",
+            ),
+            sub(
+                "dump",
+                2,
+                flags::NOSCRIPT,
+                function_dump,
+                "Dump all functions into a serialized binary payload",
+                "7.0.0",
+            ),
+            sub(
+                "restore",
+                -3,
+                WRITE_ADMIN | flags::DENYOOM,
+                function_restore,
+                "Restore all the functions on the given payload",
                 "7.0.0",
             ),
             sub(
@@ -375,39 +393,6 @@ fn script_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     Ok(())
 }
 
-/// The library name from a `#!lua name=<lib>` first line, with Redis's
-/// errors.
-fn library_name(code: &[u8]) -> Result<String, CmdError> {
-    if !code.starts_with(b"#!") {
-        return Err(CmdError::Static("ERR Missing library metadata"));
-    }
-    let Some(end) = code.iter().position(|&b| b == b'\n') else {
-        return Err(CmdError::Static("ERR Invalid library metadata"));
-    };
-    let line = String::from_utf8_lossy(&code[2..end]);
-    let mut parts = line.split(' ').filter(|p| !p.is_empty());
-    let engine = parts.next().unwrap_or_default();
-    if !engine.eq_ignore_ascii_case("lua") {
-        return Err(CmdError::Owned(format!("ERR Engine '{engine}' not found")));
-    }
-    let mut name = None;
-    for part in parts {
-        match part.strip_prefix("name=") {
-            Some(n) => name = Some(n.to_string()),
-            None => {
-                return Err(CmdError::Owned(format!(
-                    "ERR Invalid metadata value given: {part}"
-                )))
-            }
-        }
-    }
-    let name = name.ok_or(CmdError::Static("ERR Library name was not given"))?;
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
-        return Err(CmdError::Static("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
-    }
-    Ok(name)
-}
-
 /// FUNCTION LOAD [REPLACE] code: the library name as a bulk string.
 fn function_load(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let mut replace = false;
@@ -422,11 +407,11 @@ fn function_load(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         }
     }
     let code = argv[argv.len() - 1];
-    let name = library_name(code)?;
-    ctx.server
+    let name = ctx
+        .server
         .scripting
-        .with_engine(|engine| engine.load_library(&name, code, replace))?;
-    ctx.server.stats.dirty.fetch_add(1, SeqCst);
+        .with_engine(|engine| engine.load_library(code, replace))?;
+    ctx.modified_functions();
     ctx.reply.bulk(name.as_bytes());
     Ok(())
 }
@@ -441,7 +426,7 @@ fn function_delete(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     if !found {
         return Err(CmdError::Static("ERR Library not found"));
     }
-    ctx.server.stats.dirty.fetch_add(1, SeqCst);
+    ctx.modified_functions();
     ctx.reply.ok();
     Ok(())
 }
@@ -453,7 +438,44 @@ fn function_flush(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         engine.flush_functions();
         Ok(())
     })?;
-    ctx.server.stats.dirty.fetch_add(1, SeqCst);
+    ctx.modified_functions();
+    ctx.reply.ok();
+    Ok(())
+}
+
+/// FUNCTION DUMP: every library's code in Redis's payload format (RDB
+/// library records, RDB version, CRC-64) as a bulk string.
+fn function_dump(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
+    let compress = ctx.server.config.get("rdbcompression") == "yes";
+    let codes = ctx.server.scripting.library_codes();
+    ctx.reply.bulk(&rdb::dump_functions(&codes, compress));
+    Ok(())
+}
+
+/// FUNCTION RESTORE payload [FLUSH|APPEND|REPLACE]: +OK once every library
+/// of a FUNCTION DUMP payload is loaded (APPEND, the default, fails on a
+/// library that exists; REPLACE replaces it; FLUSH deletes all first);
+/// otherwise an error and nothing changes.
+fn function_restore(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let policy =
+        match argv {
+            [_, _, _] => RestorePolicy::Append,
+            [_, _, _, p] if args::is(p, "append") => RestorePolicy::Append,
+            [_, _, _, p] if args::is(p, "replace") => RestorePolicy::Replace,
+            [_, _, _, p] if args::is(p, "flush") => RestorePolicy::Flush,
+            [_, _, _, _] => return Err(CmdError::Static(
+                "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            )),
+            _ => return Err(subcommand_syntax(argv)),
+        };
+    let codes = rdb::restore_functions(argv[2]).map_err(payload_error)?;
+    let codes = codes
+        .into_iter()
+        .map(|c| c.map_err(|e| CmdError::Owned(format!("ERR {e}"))));
+    ctx.server
+        .scripting
+        .with_engine(|engine| engine.restore_libraries(codes, policy))?;
+    ctx.modified_functions();
     ctx.reply.ok();
     Ok(())
 }

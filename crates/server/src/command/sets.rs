@@ -209,7 +209,8 @@ fn max_intset(ctx: &Ctx<'_>) -> usize {
 }
 
 /// How a command looks a key up, as Redis's lookupKeyRead/Write: reads
-/// count keyspace hits and misses.
+/// count keyspace hits and misses and notify `keymiss`. A command that
+/// looks a key up again after reading it uses Write, so it counts once.
 #[derive(Clone, Copy, PartialEq)]
 enum Access {
     Read,
@@ -218,16 +219,18 @@ enum Access {
 
 /// The set at `key`: None when there is no key, WRONGTYPE for another type.
 fn lookup<'l>(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     locked: &'l mut Locked<'_>,
     key: &[u8],
     access: Access,
 ) -> Result<Option<&'l mut Set>, CmdError> {
-    let e = locked.get(key);
     if access == Access::Read {
-        ctx.server.stats.hit(e.is_some());
+        // Its own lookup: the miss needs `locked` (Ctx::read_lookup), which
+        // the returned set borrows.
+        let found = locked.get(key).is_some();
+        ctx.read_lookup(locked, key, found);
     }
-    match e.map(|e| e.into_mut().object_mut()) {
+    match locked.get(key).map(|e| e.into_mut().object_mut()) {
         None => Ok(None),
         Some(Some(Object::Set(s))) => Ok(Some(s)),
         Some(_) => Err(CmdError::WrongType),
@@ -551,16 +554,12 @@ fn inter_generic(
     keys: &[&[u8]],
     to: Inter<'_>,
 ) -> Result<(), CmdError> {
-    let access = match to {
-        Inter::Store(_) => Access::Write,
-        _ => Access::Read,
-    };
     let max = max_intset(ctx);
     ctx.with_keys(lock_keys, |ctx, locked| {
         let mut sizes = Vec::with_capacity(keys.len());
         let mut missing = false;
         for key in keys {
-            match lookup(ctx, locked, key, access)? {
+            match lookup(ctx, locked, key, Access::Read)? {
                 Some(s) => sizes.push(s.len()),
                 None => missing = true,
             }
@@ -689,16 +688,11 @@ fn union_diff_generic(
     dst: Option<&[u8]>,
     op: SetOp,
 ) -> Result<(), CmdError> {
-    let access = if dst.is_some() {
-        Access::Write
-    } else {
-        Access::Read
-    };
     let max = max_intset(ctx);
     ctx.with_keys(lock_keys, |ctx, locked| {
         let mut sizes = Vec::with_capacity(keys.len());
         for key in keys {
-            sizes.push(lookup(ctx, locked, key, access)?.map(|s| s.len()));
+            sizes.push(lookup(ctx, locked, key, Access::Read)?.map(|s| s.len()));
         }
         let mut result = Set::default();
         match op {

@@ -329,13 +329,15 @@ fn sort_elements(
 
 /// A key's value as SORT's patterns read it: a string key, or a field of
 /// a hash key; None for anything else or nothing.
-fn fetch(ctx: &Ctx<'_>, locked: &mut Locked<'_>, t: &Target) -> Option<Vec<u8>> {
+fn fetch(ctx: &mut Ctx<'_>, locked: &mut Locked<'_>, t: &Target) -> Option<Vec<u8>> {
     let Target::Key(key, field) = t else {
         return None;
     };
-    let mut e = locked.get(key);
-    ctx.server.stats.hit(e.is_some());
-    let e = e.as_mut()?;
+    let Some(mut e) = locked.get(key) else {
+        ctx.read_lookup(locked, key, false);
+        return None;
+    };
+    ctx.read_hit();
     match (field, e.value()) {
         (None, ValueRef::Int(n)) => Some(itoa::Buffer::new().format(n).as_bytes().to_vec()),
         (None, ValueRef::Emb(b)) => Some(b.to_vec()),
@@ -380,11 +382,11 @@ fn sort_generic(ctx: &mut Ctx<'_>, argv: &[&[u8]], readonly: bool) -> Result<(),
     };
     let src = match locked.get(key) {
         Some(e) => {
-            ctx.server.stats.hit(true);
+            ctx.read_hit();
             source(e.value())
         }
         None => {
-            ctx.server.stats.hit(false);
+            ctx.read_lookup(&mut locked, key, false);
             Ok(Source {
                 elements: Vec::new(),
                 ordered: true,

@@ -354,11 +354,11 @@ fn check_length(ctx: &Ctx<'_>, len: usize, extra: usize) -> Result<(), CmdError>
 /// other types. Returns whether the key exists.
 fn reply_get(ctx: &mut Ctx<'_>, locked: &mut Locked<'_>, key: &[u8]) -> Result<bool, CmdError> {
     let Some(e) = locked.get(key) else {
-        ctx.server.stats.hit(false);
+        ctx.read_lookup(locked, key, false);
         ctx.reply.null();
         return Ok(false);
     };
-    ctx.server.stats.hit(true);
+    ctx.read_hit();
     reply_string(ctx, e.value())?;
     Ok(true)
 }
@@ -592,11 +592,11 @@ fn getex(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
     ctx.with_keys(&[key], |ctx, locked| {
         let Some(e) = locked.get(key) else {
-            ctx.server.stats.hit(false);
+            ctx.read_lookup(locked, key, false);
             ctx.reply.null();
             return Ok(());
         };
-        ctx.server.stats.hit(true);
+        ctx.read_hit();
         let value = as_str(e.value())?;
         let had_expiry = e.expiry().is_some();
         let at = match o.expire {
@@ -667,11 +667,11 @@ fn mget(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         ctx.reply.array(keys.len());
         for key in keys {
             let Some(e) = locked.get(key) else {
-                ctx.server.stats.hit(false);
+                ctx.read_lookup(locked, key, false);
                 ctx.reply.null();
                 continue;
             };
-            ctx.server.stats.hit(true);
+            ctx.read_hit();
             if reply_string(ctx, e.value()).is_err() {
                 ctx.reply.null();
             }
@@ -752,11 +752,11 @@ fn strlen(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     ctx.with_keys(&argv[1..2], |ctx, locked| {
         let len = match locked.get(argv[1]) {
             Some(e) => {
-                ctx.server.stats.hit(true);
+                ctx.read_hit();
                 as_str(e.value())?.len()
             }
             None => {
-                ctx.server.stats.hit(false);
+                ctx.read_lookup(locked, argv[1], false);
                 0
             }
         };
@@ -796,11 +796,11 @@ fn getrange(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let end = int(argv[3])?;
     ctx.with_keys(&argv[1..2], |ctx, locked| {
         let Some(e) = locked.get(argv[1]) else {
-            ctx.server.stats.hit(false);
+            ctx.read_lookup(locked, argv[1], false);
             ctx.reply.bulk(b"");
             return Ok(());
         };
-        ctx.server.stats.hit(true);
+        ctx.read_hit();
         as_str(e.value())?.with_bytes(|s| ctx.reply.bulk(substring(s, start, end)));
         Ok(())
     })
@@ -947,11 +947,11 @@ fn lcs(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         // None for a key of another type.
         let mut read = |key: &[u8]| match locked.get(key) {
             Some(e) => {
-                ctx.server.stats.hit(true);
+                ctx.read_hit();
                 as_str(e.value()).ok().map(Str::to_vec)
             }
             None => {
-                ctx.server.stats.hit(false);
+                ctx.read_lookup(locked, key, false);
                 Some(Vec::new())
             }
         };

@@ -149,16 +149,18 @@ fn zset_mut<'l>(locked: &'l mut Locked<'_>, key: &[u8]) -> Result<Option<&'l mut
     }
 }
 
-/// Like [`zset_mut`] for a read, counted in keyspace hits/misses as
-/// Redis's lookupKeyRead counts it.
+/// Like [`zset_mut`] for a read, counted in keyspace hits/misses (with
+/// the `keymiss` notification) as Redis's lookupKeyRead counts it.
 fn zset_read<'l>(
-    ctx: &Ctx<'_>,
+    ctx: &mut Ctx<'_>,
     locked: &'l mut Locked<'_>,
     key: &[u8],
 ) -> Result<Option<&'l mut ZSet>, CmdError> {
-    let z = zset_mut(locked, key);
-    ctx.server.stats.hit(!matches!(z, Ok(None)));
-    z
+    // Its own lookup: the miss needs `locked` (Ctx::read_lookup), which
+    // the returned sorted set borrows.
+    let found = locked.get(key).is_some();
+    ctx.read_lookup(locked, key, found);
+    zset_mut(locked, key)
 }
 
 /// Members with their scores, copied out of an input key.
@@ -1320,13 +1322,13 @@ fn setop_generic(
     for &k in keys {
         match source_items(&mut locked, k) {
             Ok(items) => {
-                if dst.is_none() {
-                    ctx.server.stats.hit(items.is_some());
-                }
+                ctx.read_lookup(&mut locked, k, items.is_some());
                 let items = items.unwrap_or_default();
                 sources.push(Source { items, weight: 1.0 });
             }
             Err(e) => {
+                // Found, of another type: a hit all the same.
+                ctx.read_hit();
                 ctx.finish(locked);
                 return Err(e);
             }

@@ -421,9 +421,9 @@ pub fn cron(server: &Server) {
 }
 
 /// The deterministic form of a command that changed the data set, as
-/// propagated (Redis's rewrites before propagate/alsoPropagate). `reply`
-/// is what the command replied, for the commands whose effect depends on
-/// it.
+/// propagated (Redis's rewrites before propagate/alsoPropagate). `name`
+/// is the full name (`function|restore` is not `restore`); `reply` is what
+/// the command replied, for the commands whose effect depends on it.
 pub fn rewrite(name: &str, argv: &[&[u8]], now_ms: i64, reply: &[u8]) -> Vec<Vec<Vec<u8>>> {
     let own = |v: &[&[u8]]| v.iter().map(|a| a.to_vec()).collect::<Vec<_>>();
     let int = |a: &[u8]| args::parse_i64_exact(a);

@@ -32,6 +32,9 @@
 //! SAVE and SHUTDOWN's save run the same code in the calling thread while
 //! holding the exclusive gate, as Redis's SAVE blocks every client.
 //!
+//! The function libraries are few and small: the snapshot copies their
+//! code when it begins and writes it ahead of the databases.
+//!
 //! Files are written to `temp-<pid>.rdb`, fsynced, and renamed over
 //! `dbfilename`, so a failed save never damages the previous dump.
 
@@ -100,10 +103,13 @@ struct Job {
     snapshot: Snapshot,
 }
 
-/// A snapshot begun: the side buffers and what was counted at its start.
+/// A snapshot begun: the side buffers and what was counted and copied
+/// at its start.
 pub struct Snapshot {
     capture: Arc<Capture>,
     counts: Vec<(usize, usize)>,
+    /// The function libraries' code: few and small, copied at once.
+    functions: Vec<Vec<u8>>,
     dirty: u64,
 }
 
@@ -252,6 +258,7 @@ fn begin_as(server: &Server, format: Format) -> Snapshot {
     Snapshot {
         capture,
         counts,
+        functions: server.scripting.library_codes(),
         dirty: server.stats.dirty.load(Relaxed),
     }
 }
@@ -393,7 +400,18 @@ fn write_file(
             crate::stats::used_memory().to_string().as_bytes(),
         );
         enc.aux("aof-base", if aof_base { b"1" } else { b"0" });
+        // Libraries come before the databases, as Redis 7.0 writes them.
+        for code in &snapshot.functions {
+            enc.function(code);
+        }
         out.write(&enc.buf)?;
+    } else {
+        // Redis's AOF rewrite loads the libraries first, the same way.
+        let mut buf = Vec::new();
+        for code in &snapshot.functions {
+            aof::encode(&mut buf, &[&b"FUNCTION"[..], b"LOAD", code]);
+        }
+        out.write(&buf)?;
     }
     let delay = server.config.get_i64("rdb-key-save-delay");
     for (db, &(keys, expires)) in snapshot.counts.iter().enumerate() {
@@ -625,7 +643,17 @@ pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> 
         server.keyspace.len(),
         server.config.get("rdbchecksum") == "yes",
         encodings(server),
-        |r| {
+        |item| {
+            let r = match item {
+                rdb::Item::Key(r) => r,
+                rdb::Item::Function(code) => {
+                    return server
+                        .scripting
+                        .with_engine(|e| e.load_library(&code, false))
+                        .map(drop)
+                        .map_err(|e| format!("a library that loads ({})", e.text()));
+                }
+            };
             // Keys already expired are not loaded, as a Redis master does.
             if r.expiry.is_some_and(|at| at < now) {
                 expired += 1;

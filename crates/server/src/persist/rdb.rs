@@ -5,6 +5,7 @@
 //! ```text
 //! "REDIS0010"
 //! AUX (0xfa) name value ...          redis-ver, redis-bits, ctime, used-mem, aof-base
+//! FUNCTION2 (0xf5) code ...          one per function library
 //! per non-empty database:
 //!   SELECTDB (0xfe) db  RESIZEDB (0xfb) keys expires
 //!   [EXPIRETIME_MS (0xfc) i64 LE] [IDLE (0xf8) len | FREQ (0xf9) u8]
@@ -18,7 +19,9 @@
 //!
 //! Each value type is one arm in [`Encoder::value`] and one in
 //! [`Decoder::value`]; the DUMP payload is the same value serialization
-//! followed by the RDB version and a CRC-64 (see [`dump`], [`restore`]).
+//! followed by the RDB version and a CRC-64 (see [`dump`], [`restore`]);
+//! FUNCTION DUMP's payload is the library records with the same trailer
+//! ([`dump_functions`], [`restore_functions`]).
 
 use std::borrow::Cow;
 
@@ -198,6 +201,13 @@ impl Encoder {
                 });
             }
         }
+    }
+
+    /// A library's record: the opcode and its code, as Redis 7.0's
+    /// rdbSaveFunctions writes it.
+    pub fn function(&mut self, code: &[u8]) {
+        self.byte(OP_FUNCTION2);
+        self.string(code);
     }
 
     /// One key record: its expiry, type, key and value.
@@ -419,6 +429,37 @@ impl<'a> Decoder<'a> {
                 what: format!("{what}: unknown string encoding {other}"),
             }),
         }
+    }
+
+    /// The code of a library record after its opcode `op`: OP_FUNCTION2
+    /// holds the code; OP_FUNCTION (Redis 7.0's release candidates) holds
+    /// name, engine, an optional description and the code without its
+    /// `#!` line, which Redis rebuilds. Errors are Redis's texts.
+    pub fn function(&mut self, op: u8) -> std::result::Result<Vec<u8>, &'static str> {
+        let mut field =
+            |what: &'static str| self.string(what).map(Cow::into_owned).map_err(|_| what);
+        if op == OP_FUNCTION2 {
+            return field("Failed loading library payload");
+        }
+        let name = field("Failed loading library name")?;
+        let engine = field("Failed loading engine name")?;
+        let has_desc = self
+            .length("a description flag")
+            .map_err(|_| "Failed loading library description indicator")?;
+        if has_desc != 0 {
+            self.string("a description")
+                .map_err(|_| "Failed loading library description")?;
+        }
+        let blob = self
+            .string("a library")
+            .map_err(|_| "Failed loading library blob")?;
+        let mut code = b"#!".to_vec();
+        code.extend_from_slice(&engine);
+        code.extend_from_slice(b" name=");
+        code.extend_from_slice(&name);
+        code.push(b'\n');
+        code.extend_from_slice(&blob);
+        Ok(code)
     }
 
     /// A value of RDB type `ty` (see [`is_value_type`]), whose type byte
@@ -767,7 +808,14 @@ pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
     (p + 1 == lp.len()).then_some(out)
 }
 
-/// What [`read_file`] hands its sink for each key.
+/// What [`read_file`] hands its sink, in file order.
+pub enum Item<'a> {
+    /// A library's code (Redis 7.0 writes them before the databases).
+    Function(Vec<u8>),
+    Key(Record<'a>),
+}
+
+/// A key as [`read_file`] found it.
 pub struct Record<'a> {
     pub db: usize,
     pub key: Cow<'a, [u8]>,
@@ -776,15 +824,16 @@ pub struct Record<'a> {
     pub expiry: Option<i64>,
 }
 
-/// Reads a whole RDB file, handing every key to `sink` in file order.
-/// `databases` bounds SELECTDB; with `verify_crc` a non-zero checksum must
-/// match. The sink may refuse a record (duplicate keys) with a message.
+/// Reads a whole RDB file, handing every library and key to `sink` in
+/// file order. `databases` bounds SELECTDB; with `verify_crc` a non-zero
+/// checksum must match. The sink may refuse an item (duplicate keys, a
+/// library that does not load) with a message.
 pub fn read_file(
     data: &[u8],
     databases: usize,
     verify_crc: bool,
     encodings: Encodings,
-    mut sink: impl FnMut(Record<'_>) -> std::result::Result<(), String>,
+    mut sink: impl FnMut(Item<'_>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut d = Decoder::new(data);
     d.encodings = encodings;
@@ -836,9 +885,22 @@ pub fn read_file(
                 d.string("an aux field name")?;
                 d.string("an aux field value")?;
             }
-            OP_MODULE_AUX | OP_FUNCTION | OP_FUNCTION2 => {
+            op @ (OP_FUNCTION | OP_FUNCTION2) => {
+                let code = match d.function(op) {
+                    Ok(code) => code,
+                    Err(what) => {
+                        d.pos = at;
+                        return d.fail(format!("a library record ({what})"));
+                    }
+                };
+                if let Err(what) = sink(Item::Function(code)) {
+                    d.pos = at;
+                    return d.fail(what);
+                }
+            }
+            OP_MODULE_AUX => {
                 d.pos = at;
-                return d.fail("no module data or functions (ferrokv cannot load them)");
+                return d.fail("no module data (ferrokv cannot load it)");
             }
             ty if !is_value_type(ty) => {
                 d.pos = at;
@@ -855,7 +917,7 @@ pub fn read_file(
                     value,
                     expiry: expiry.take(),
                 };
-                if let Err(what) = sink(record) {
+                if let Err(what) = sink(Item::Key(record)) {
                     d.pos = at;
                     return d.fail(what);
                 }
@@ -877,15 +939,31 @@ pub fn read_file(
     Ok(())
 }
 
-/// The DUMP payload of a value: its type and serialization, then the RDB
-/// version (2 bytes LE) and the CRC-64 of all of that (8 bytes LE).
+/// The DUMP payload of a value: its type and serialization, then the
+/// trailer ([`seal`]).
 pub fn dump(v: ValueRef<'_>, compress: bool) -> Vec<u8> {
     let mut enc = Encoder::new(compress);
     enc.value(v);
-    enc.buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
-    let crc = crc64::update(0, &enc.buf);
-    enc.buf.extend_from_slice(&crc.to_le_bytes());
-    enc.buf
+    seal(enc.buf)
+}
+
+/// The FUNCTION DUMP payload: each library's record, as in an RDB file,
+/// then the trailer ([`seal`]).
+pub fn dump_functions<C: AsRef<[u8]>>(codes: &[C], compress: bool) -> Vec<u8> {
+    let mut enc = Encoder::new(compress);
+    for code in codes {
+        enc.function(code.as_ref());
+    }
+    seal(enc.buf)
+}
+
+/// Ends a payload with the RDB version (2 bytes LE) and the CRC-64 of
+/// all of it (8 bytes LE), which [`verify_payload`] checks.
+fn seal(mut buf: Vec<u8>) -> Vec<u8> {
+    buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
+    let crc = crc64::update(0, &buf);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    buf
 }
 
 /// Why RESTORE refused a payload.
@@ -911,6 +989,32 @@ pub fn verify_payload(p: &[u8]) -> std::result::Result<(), RestoreError> {
         return Err(RestoreError::VersionOrChecksum);
     }
     Ok(())
+}
+
+/// The libraries' code of a FUNCTION RESTORE payload, in order. Reading
+/// stops at the first record that is not a library or does not decode,
+/// whose error (Redis's text) comes last: Redis loads each library as it
+/// reads, so the libraries before it are checked first.
+pub fn restore_functions(
+    p: &[u8],
+) -> std::result::Result<Vec<std::result::Result<Vec<u8>, &'static str>>, RestoreError> {
+    verify_payload(p)?;
+    // Over the whole payload, as Redis reads it: a record may run into the
+    // trailer, which only ends the loop.
+    let mut d = Decoder::new(p);
+    let mut codes = Vec::new();
+    while d.remaining() > 10 {
+        let code = match d.byte("an opcode") {
+            Ok(op @ (OP_FUNCTION | OP_FUNCTION2)) => d.function(op),
+            _ => Err("given type is not a function"),
+        };
+        let stop = code.is_err();
+        codes.push(code);
+        if stop {
+            break;
+        }
+    }
+    Ok(codes)
 }
 
 /// Decodes a verified DUMP payload's value.
@@ -983,6 +1087,60 @@ mod tests {
     }
 
     #[test]
+    fn function_payloads_match_redis() {
+        // FUNCTION DUMP of this library from redis-server 7.0.15 (its code
+        // LZF-compressed), and of no library.
+        let code = b"#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)";
+        let redis = "f5c34056405b1f23216c7561206e616d653d6d796c69620a72656469732e72656769737465725f0b66756e6374696f6e28276d79400b02272c2040066012116b6579732c2061726773292072657475726e600c075b315d20656e64290a008d5936adc6e707da";
+        let hex: String = dump_functions(&[code], true)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, redis);
+        let empty = dump_functions::<&[u8]>(&[], true);
+        assert_eq!(
+            empty,
+            [0x0a, 0, 0x5d, 0x9b, 0x5c, 0x40, 0x0f, 0x7f, 0xa2, 0xda]
+        );
+        assert_eq!(restore_functions(&empty), Ok(vec![]));
+        let payload = dump_functions(&[code], true);
+        assert_eq!(restore_functions(&payload), Ok(vec![Ok(code.to_vec())]));
+    }
+
+    #[test]
+    fn function_records_in_every_format() {
+        // A key's DUMP is not a library.
+        assert_eq!(
+            restore_functions(&dump(ValueRef::Int(1), true)),
+            Ok(vec![Err("given type is not a function")])
+        );
+        // A library, then a record cut short.
+        let mut e = Encoder::new(false);
+        e.function(b"#!lua name=a\ncode");
+        e.byte(OP_FUNCTION2);
+        e.byte(0x40);
+        assert_eq!(
+            restore_functions(&seal(e.buf)),
+            Ok(vec![
+                Ok(b"#!lua name=a\ncode".to_vec()),
+                Err("Failed loading library payload")
+            ])
+        );
+        // Redis 7.0's release candidates: name, engine, description, code.
+        let mut e = Encoder::new(false);
+        e.byte(OP_FUNCTION);
+        e.string(b"lib");
+        e.string(b"LUA");
+        e.length(1);
+        e.string(b"about");
+        e.string(b"body");
+        assert_eq!(
+            restore_functions(&seal(e.buf)),
+            Ok(vec![Ok(b"#!LUA name=lib\nbody".to_vec())])
+        );
+    }
+
+    #[test]
     fn restore_rejects_bad_payloads() {
         let good = dump(ValueRef::Int(7), true);
         let mut bad_crc = good.clone();
@@ -1016,12 +1174,16 @@ mod tests {
         assert!(d.string("s").is_err());
     }
 
-    /// A small file in every string encoding, with an expiry and two
-    /// databases, as the saver writes it.
+    const LIBRARY: &[u8] =
+        b"#!lua name=lib\nredis.register_function('f', function(keys, args) return 1 end)";
+
+    /// A small file in every string encoding, with a library, an expiry
+    /// and two databases, as the saver writes it.
     fn sample_file() -> Vec<u8> {
         let mut e = Encoder::new(true);
         e.buf.extend_from_slice(b"REDIS0010");
         e.aux("redis-ver", b"7.0.15");
+        e.function(LIBRARY);
         for db in [0u64, 3] {
             e.byte(OP_SELECTDB);
             e.length(db);
@@ -1050,12 +1212,16 @@ mod tests {
     #[test]
     fn reads_its_own_files() {
         let data = sample_file();
-        let mut seen = Vec::new();
-        read_file(&data, 16, true, DEFAULT_ENCODINGS, |r| {
-            seen.push((r.db, r.key.into_owned(), r.expiry));
+        let (mut seen, mut functions) = (Vec::new(), Vec::new());
+        read_file(&data, 16, true, DEFAULT_ENCODINGS, |item| {
+            match item {
+                Item::Key(r) => seen.push((r.db, r.key.into_owned(), r.expiry)),
+                Item::Function(code) => functions.push(code),
+            }
             Ok(())
         })
         .unwrap();
+        assert_eq!(functions, [LIBRARY.to_vec()]);
         assert_eq!(seen.len(), 8);
         assert_eq!(seen[1], (0, b"k1".to_vec(), Some(1 << 40)));
         assert_eq!(seen[7].0, 3);

@@ -40,6 +40,25 @@ pub struct Library {
     pub functions: Vec<FunctionInfo>,
 }
 
+/// A library whose code ran and registered its functions, not installed
+/// yet.
+struct Prepared {
+    name: String,
+    code: Vec<u8>,
+    functions: Vec<(FunctionInfo, Function)>,
+}
+
+/// How FUNCTION RESTORE's libraries join the installed ones.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum RestorePolicy {
+    /// Delete every installed library first.
+    Flush,
+    /// Fail if a library of the same name is installed.
+    Append,
+    /// Replace installed libraries of the same name.
+    Replace,
+}
+
 /// What runs: an EVAL script (by SHA) or a function, with its keys and
 /// arguments.
 pub struct Target<'a> {
@@ -259,19 +278,100 @@ impl Engine {
     /// FUNCTION LOAD: runs the library code (with `redis.register_function`
     /// available) and, if it registered functions that do not clash,
     /// installs the library, replacing one of the same name if `replace`.
-    pub fn load_library(&mut self, name: &str, code: &[u8], replace: bool) -> Result<(), CmdError> {
-        if self.libraries.contains_key(name) && !replace {
+    /// Returns the library's name.
+    pub fn load_library(&mut self, code: &[u8], replace: bool) -> Result<String, CmdError> {
+        let name = library_name(code)?;
+        if !replace && self.libraries.contains_key(&name) {
             return Err(CmdError::Owned(format!(
                 "ERR Library '{name}' already exists"
             )));
         }
-        let registered = self.run_library(code)?;
-        if registered.is_empty() {
+        let lib = self.prepare(name, code)?;
+        // The functions of the library it replaces do not clash.
+        self.check_clashes(&lib, |owner| owner == lib.name)?;
+        let name = lib.name.clone();
+        self.install(lib)?;
+        Ok(name)
+    }
+
+    /// FUNCTION RESTORE: the libraries of a payload, in order (an error
+    /// stops reading where it was met), are first prepared among
+    /// themselves, as Redis loads them into a context of their own; then
+    /// `policy` decides how they join the installed ones. Nothing changes
+    /// unless all of them are installed.
+    pub fn restore_libraries(
+        &mut self,
+        codes: impl IntoIterator<Item = Result<Vec<u8>, CmdError>>,
+        policy: RestorePolicy,
+    ) -> Result<(), CmdError> {
+        let mut staged: Vec<Prepared> = Vec::new();
+        for code in codes {
+            let code = code?;
+            let name = library_name(&code)?;
+            if staged.iter().any(|l| l.name == name) {
+                return Err(CmdError::Owned(format!(
+                    "ERR Library '{name}' already exists"
+                )));
+            }
+            let lib = self.prepare(name, &code)?;
+            for (f, _) in &lib.functions {
+                let clash = staged
+                    .iter()
+                    .flat_map(|l| &l.functions)
+                    .any(|(g, _)| g.name.eq_ignore_ascii_case(&f.name));
+                if clash {
+                    return Err(CmdError::Owned(format!(
+                        "ERR Function {} already exists",
+                        f.name
+                    )));
+                }
+            }
+            staged.push(lib);
+        }
+        match policy {
+            RestorePolicy::Flush => self.flush_functions(),
+            RestorePolicy::Append | RestorePolicy::Replace => {
+                let replace = policy == RestorePolicy::Replace;
+                if let Some(lib) = staged
+                    .iter()
+                    .find(|l| !replace && self.libraries.contains_key(&l.name))
+                {
+                    return Err(CmdError::Owned(format!(
+                        "ERR Library {} already exists",
+                        lib.name
+                    )));
+                }
+                for lib in &staged {
+                    self.check_clashes(lib, |owner| staged.iter().any(|l| l.name == owner))?;
+                }
+            }
+        }
+        staged.into_iter().try_for_each(|lib| self.install(lib))
+    }
+
+    /// Runs a library's code and collects the functions it registers.
+    fn prepare(&mut self, name: String, code: &[u8]) -> Result<Prepared, CmdError> {
+        let functions = self.run_library(code)?;
+        if functions.is_empty() {
             return Err(CmdError::Static("ERR No functions registered"));
         }
-        for (f, _) in &registered {
-            if let Some((lib, _)) = self.functions.get(&f.name.to_ascii_lowercase()) {
-                if lib != name {
+        Ok(Prepared {
+            name,
+            code: code.to_vec(),
+            functions,
+        })
+    }
+
+    /// The error for a function of `lib` whose name an installed library
+    /// already uses, unless that library is about to go (`leaving`).
+    fn check_clashes(
+        &self,
+        lib: &Prepared,
+        leaving: impl Fn(&str) -> bool,
+    ) -> Result<(), CmdError> {
+        for (f, _) in &lib.functions {
+            if let Some((owner, _)) = self.functions.get(&f.name.to_ascii_lowercase()) {
+                if !leaving(owner) {
                     return Err(CmdError::Owned(format!(
                         "ERR Function {} already exists",
                         f.name
@@ -279,21 +379,26 @@ impl Engine {
                 }
             }
         }
-        self.delete_library(name);
+        Ok(())
+    }
+
+    /// Installs a prepared library in place of any of the same name.
+    fn install(&mut self, lib: Prepared) -> Result<(), CmdError> {
+        self.delete_library(&lib.name);
         let table = self.table("functions").map_err(internal_error)?;
-        let mut infos = Vec::new();
-        for (info, callback) in registered {
+        let mut infos = Vec::with_capacity(lib.functions.len());
+        for (info, callback) in lib.functions {
             let key = info.name.to_ascii_lowercase();
             table
                 .raw_set(key.as_str(), callback)
                 .map_err(internal_error)?;
-            self.functions.insert(key, (name.to_string(), info.flags));
+            self.functions.insert(key, (lib.name.clone(), info.flags));
             infos.push(info);
         }
         self.libraries.insert(
-            name.to_string(),
+            lib.name,
             Library {
-                code: code.to_vec(),
+                code: lib.code,
                 functions: infos,
             },
         );
@@ -648,6 +753,39 @@ fn register_args(args: &MultiValue) -> Result<(FunctionInfo, Function), &'static
         },
         callback,
     ))
+}
+
+/// The library name from a `#!lua name=<lib>` first line, with Redis's
+/// errors.
+fn library_name(code: &[u8]) -> Result<String, CmdError> {
+    if !code.starts_with(b"#!") {
+        return Err(CmdError::Static("ERR Missing library metadata"));
+    }
+    let Some(end) = code.iter().position(|&b| b == b'\n') else {
+        return Err(CmdError::Static("ERR Invalid library metadata"));
+    };
+    let line = String::from_utf8_lossy(&code[2..end]);
+    let mut parts = line.split(' ').filter(|p| !p.is_empty());
+    let engine = parts.next().unwrap_or_default();
+    if !engine.eq_ignore_ascii_case("lua") {
+        return Err(CmdError::Owned(format!("ERR Engine '{engine}' not found")));
+    }
+    let mut name = None;
+    for part in parts {
+        match part.strip_prefix("name=") {
+            Some(n) => name = Some(n.to_string()),
+            None => {
+                return Err(CmdError::Owned(format!(
+                    "ERR Invalid metadata value given: {part}"
+                )))
+            }
+        }
+    }
+    let name = name.ok_or(CmdError::Static("ERR Library name was not given"))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(CmdError::Static("ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+    }
+    Ok(name)
 }
 
 /// The flags of an EVAL script: from its `#!lua flags=...` line, or

@@ -78,7 +78,7 @@ use crate::client::{Client, ClientShared};
 use crate::command::{self, flags, CmdError, Flow, Resolved};
 use crate::Server;
 
-pub use engine::{Engine, FunctionInfo, Library, Target};
+pub use engine::{Engine, FunctionInfo, Library, RestorePolicy, Target};
 
 /// Script flags: `#!lua flags=...` and `redis.register_function`'s flags.
 pub mod script_flags {
@@ -356,6 +356,14 @@ impl Scripting {
             }
             None => Err(CmdError::Static("ERR Lua is not available")),
         }
+    }
+
+    /// Every library's code, in FUNCTION LIST's order (what FUNCTION DUMP
+    /// and RDB files carry), without starting Lua when nothing ever did.
+    pub fn library_codes(&self) -> Vec<Vec<u8>> {
+        self.engine.lock().as_ref().map_or_else(Vec::new, |e| {
+            e.libraries.values().map(|l| l.code.clone()).collect()
+        })
     }
 
     /// Runs a script or function for the client of `ctx`, marking it busy
