@@ -8,8 +8,11 @@
 # single thread) and with its default thread count. Per run it prints
 # requests/s, the ferrokv/redis ratio and each server's CPU time per
 # request (utime+stime of the server process, all threads, from
-# /proc/<pid>/stat). Then it loads the same N distinct keys into fresh
-# servers and compares DBSIZE, INFO used_memory and RSS.
+# /proc/<pid>/stat). The multi test is driven by bench/txn (txn_bench, built
+# alongside ferrokv) instead, as redis-benchmark cannot send a queued
+# transaction as one unit; there a request is one whole transaction. Then
+# it loads the same N distinct keys into fresh servers and compares DBSIZE,
+# INFO used_memory and RSS.
 #
 # Usage: bench/vs-redis.sh [options]
 #   -n N          requests per run without pipelining   (BENCH_N, default 200000)
@@ -17,7 +20,9 @@
 #   -r N          keyspace for __rand_int__ keys         (BENCH_KEYSPACE, default 100000)
 #   -t LIST       tests, comma separated                 (BENCH_TESTS, default set,get,incr,mset)
 #                 redis-benchmark built-ins (lpush, sadd, zadd ...) and zrange,
-#                 evalsha, publish1, publish100 (PUBLISH with 1 or 100 subscribers)
+#                 evalsha, publish1, publish100 (PUBLISH with 1 or 100 subscribers),
+#                 multi (MULTI, 5 x INCR key:__rand_int__ on one key, EXEC; rps and
+#                 us/req count transactions, -P pipelines whole transactions)
 #   -P LIST       pipeline depths, comma separated       (BENCH_PIPELINES, default 1,16)
 #   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
 #   -m N          keys loaded for the memory section, 0 skips it (BENCH_MEM_KEYS, default 1000000)
@@ -219,6 +224,7 @@ supports() {
         ping*) probe=(PING) ;;
         zrange) probe=(ZCARD __vs_redis_probe__) ;;
         evalsha) probe=(SCRIPT EXISTS 0) ;;
+        multi) probe=(EXEC) ;;
         publish*) probe=(PUBLISH __vs_redis_probe__ x) ;;
         get) probe=(GET __vs_redis_probe__) ;;
         set | mset) probe=("${test^^}" __vs_redis_probe__ x) ;;
@@ -241,9 +247,14 @@ run_bench() {
     if cmd=$(custom_cmd "$test"); then
         read -ra what <<<"$cmd"
     fi
+    # txn_bench takes redis-benchmark's options and prints the same CSV
+    # shape, with the test named MULTI, transactions/s in the second column
+    # and the count of transactions with unexpected replies in the fourth.
+    local driver=(redis-benchmark --csv "${what[@]}")
+    [[ $test == multi ]] && driver=("$TXN_BENCH")
     before=$(cpu_ticks "$pid")
-    out=$(redis-benchmark -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
-        -P "$pipeline" --csv "${what[@]}" 2>&1) || true
+    out=$("${driver[@]}" -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
+        -P "$pipeline" 2>&1) || true
     after=$(cpu_ticks "$pid")
     unprepare
     # Header line first, then one quoted line per test; match ours by name
@@ -256,6 +267,13 @@ run_bench() {
         echo "$out" | tail -5 >&2
         rps=0
     fi
+    if [[ $test == multi ]]; then
+        local errors
+        errors=$(awk -F'","' '$1 == "\"MULTI" { print $4 }' <<<"$out")
+        if [[ $errors != 0 ]]; then
+            echo "vs-redis: $errors transactions with unexpected replies on port $port" >&2
+        fi
+    fi
     awk -v rps="$rps" -v t="$((after - before))" -v hz="$TICKS" -v n="$requests" \
         'BEGIN { printf "%s %.2f\n", rps, t / hz * 1e6 / n }'
 }
@@ -267,10 +285,19 @@ ratio() {
 
 if [[ $NO_BUILD != 1 ]]; then
     echo "== cargo build --release"
-    (cd "$ROOT" && cargo build --release --bin ferrokv)
+    # One invocation for both binaries: txn_bench's tokio features are a
+    # subset of ferrokv's, so they unify and nothing is compiled twice.
+    bins=(--bin ferrokv)
+    [[ ,$TESTS, == *,multi,* ]] && bins+=(--bin txn_bench)
+    (cd "$ROOT" && cargo build --release "${bins[@]}")
 fi
 FERROKV="$ROOT/target/release/ferrokv"
+TXN_BENCH="$ROOT/target/release/txn_bench"
 [[ -x $FERROKV ]] || { echo "vs-redis: $FERROKV missing (build it or drop -B)" >&2; exit 1; }
+if [[ ,$TESTS, == *,multi,* && ! -x $TXN_BENCH ]]; then
+    echo "vs-redis: $TXN_BENCH missing (build it or drop -B)" >&2
+    exit 1
+fi
 
 start_redis() {
     start_server "redis-$1" "$1" redis-server --port "$1" --bind 127.0.0.1 --save '' \
