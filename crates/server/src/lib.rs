@@ -102,6 +102,15 @@ impl Server {
 }
 
 /// Unix time in milliseconds.
+/// Microseconds since the Unix epoch: one clock read gives both a
+/// command's timestamp and the start of its duration, as Redis's ustime().
+pub fn now_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

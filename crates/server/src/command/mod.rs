@@ -27,7 +27,7 @@ mod zsets;
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrokv_resp::Reply;
 
@@ -896,13 +896,13 @@ fn run(
     in_transaction: bool,
 ) -> Flow {
     let stats = &server.commands.stats[r.id];
-    let start = Instant::now();
+    let start_us = crate::now_us();
     let (db, mark) = (client.db, reply.buf.len());
     let mut ctx = Ctx {
         server,
         client,
         reply,
-        now_ms: crate::now_ms(),
+        now_ms: start_us / 1000,
         flow: Flow::Continue,
         serving,
         in_transaction,
@@ -931,7 +931,8 @@ fn run(
         // Counted when it is served (or run again), as Redis does.
         return flow;
     }
-    let usec = start.elapsed().as_micros() as u64;
+    // A wall-clock step back must not make a huge duration.
+    let usec = (crate::now_us() - start_us).max(0) as u64;
     stats.calls.fetch_add(1, Relaxed);
     stats.usec.fetch_add(usec, Relaxed);
     server.stats.commands.fetch_add(1, Relaxed);
