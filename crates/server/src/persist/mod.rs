@@ -37,6 +37,7 @@
 
 pub mod aof;
 pub mod crc64;
+pub mod listpack;
 pub mod lzf;
 pub mod rdb;
 
@@ -141,7 +142,9 @@ impl Default for Persistence {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// RDB records; `compress` is `rdbcompression`.
-    Rdb { compress: bool },
+    /// `list_fill` is `list-max-listpack-size`, which splits lists into
+    /// quicklist nodes.
+    Rdb { compress: bool, list_fill: i32 },
     /// Commands that rebuild the keys: an AOF base written with
     /// `aof-use-rdb-preamble no`.
     Aof,
@@ -174,8 +177,12 @@ impl Capture {
 
 fn encode_shard(content: &Shard, format: Format) -> Vec<u8> {
     match format {
-        Format::Rdb { compress } => {
+        Format::Rdb {
+            compress,
+            list_fill,
+        } => {
             let mut enc = rdb::Encoder::new(compress);
+            enc.list_fill = list_fill;
             content.for_each(|e| enc.entry(e));
             enc.buf
         }
@@ -242,6 +249,7 @@ fn begin(server: &Server) -> Snapshot {
 fn rdb_format(server: &Server) -> Format {
     Format::Rdb {
         compress: server.config.get("rdbcompression") == "yes",
+        list_fill: encodings(server).list_fill,
     }
 }
 
@@ -363,7 +371,7 @@ fn write_file(
 ) -> std::io::Result<()> {
     let capture = &snapshot.capture;
     let rdb = match capture.format {
-        Format::Rdb { compress } => Some(compress),
+        Format::Rdb { compress, .. } => Some(compress),
         Format::Aof => None,
     };
     let checksum = rdb.is_some() && server.config.get("rdbchecksum") == "yes";

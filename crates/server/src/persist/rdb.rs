@@ -22,6 +22,7 @@
 
 use std::borrow::Cow;
 
+use super::listpack::{self, Listpack};
 use super::{crc64, lzf};
 use crate::store::hash::{self, Hash};
 use crate::store::list::{End, List};
@@ -67,6 +68,8 @@ pub struct Encoder {
     pub buf: Vec<u8>,
     /// rdbcompression: LZF for strings longer than 20 bytes.
     pub compress: bool,
+    /// list-max-listpack-size: how lists are split into quicklist nodes.
+    pub list_fill: i32,
 }
 
 impl Encoder {
@@ -74,6 +77,7 @@ impl Encoder {
         Encoder {
             buf: Vec::new(),
             compress,
+            list_fill: DEFAULT_ENCODINGS.list_fill,
         }
     }
 
@@ -160,12 +164,22 @@ impl Encoder {
         self.value_body(v);
     }
 
-    /// The serialization of a value, after its type byte and key.
+    /// The serialization of a value, after its type byte and key: small
+    /// collections as the listpack or intset blob Redis keeps them in,
+    /// large ones item by item.
     fn value_body(&mut self, v: ValueRef<'_>) {
         match v {
             ValueRef::Int(n) => self.int_string(n),
             ValueRef::Emb(s) => self.string(s),
             ValueRef::Obj(Object::Raw(s)) => self.string(s),
+            ValueRef::Obj(Object::ZSet(z @ ZSet::Listpack(_))) => {
+                let mut lp = Listpack::new();
+                z.for_range(0, z.len(), false, |m, score| {
+                    lp.push(m);
+                    listpack::push_score(&mut lp, score);
+                });
+                self.string(&lp.finish());
+            }
             // Highest rank first, as Redis writes a skiplist, so that its
             // loader appends each element at the head.
             ValueRef::Obj(Object::ZSet(z)) => {
@@ -175,12 +189,8 @@ impl Encoder {
                     self.buf.extend_from_slice(&score.to_le_bytes());
                 });
             }
-            ValueRef::Obj(Object::List(l)) => {
-                self.length(l.len() as u64);
-                for item in l.iter() {
-                    self.string(item);
-                }
-            }
+            ValueRef::Obj(Object::List(l)) => self.quicklist(l),
+            ValueRef::Obj(Object::Set(Set::Ints(s))) => self.string(&listpack::intset_blob(s)),
             ValueRef::Obj(Object::Set(s)) => {
                 self.length(s.len() as u64);
                 for m in s.iter() {
@@ -190,6 +200,14 @@ impl Encoder {
                     }
                 }
             }
+            ValueRef::Obj(Object::Hash(h @ Hash::Packed(_))) => {
+                let mut lp = Listpack::new();
+                h.for_each(|f, v| {
+                    lp.push(f);
+                    lp.push(v);
+                });
+                self.string(&lp.finish());
+            }
             ValueRef::Obj(Object::Hash(h)) => {
                 self.length(h.len() as u64);
                 h.for_each(|f, v| {
@@ -197,6 +215,45 @@ impl Encoder {
                     self.string(v);
                 });
             }
+        }
+    }
+
+    /// A list as RDB_TYPE_LIST_QUICKLIST_2: the node count, then each node's
+    /// container and blob. The nodes are split where Redis's quicklist
+    /// splits a list pushed at the tail one element at a time (with the
+    /// same fill), so a list built by RPUSH dumps to Redis's very bytes.
+    fn quicklist(&mut self, l: &List) {
+        let mut nodes: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut open: Option<Listpack> = None;
+        for item in l.iter() {
+            if item.len() >= listpack::PACKED_THRESHOLD {
+                if let Some(lp) = open.take() {
+                    nodes.push((QUICKLIST_NODE_PACKED, lp.finish()));
+                }
+                nodes.push((QUICKLIST_NODE_PLAIN, item.to_vec()));
+                continue;
+            }
+            match &mut open {
+                Some(lp) if listpack::node_allows(lp.bytes(), lp.len(), self.list_fill, item.len()) => {
+                    lp.push(item)
+                }
+                _ => {
+                    if let Some(lp) = open.take() {
+                        nodes.push((QUICKLIST_NODE_PACKED, lp.finish()));
+                    }
+                    let mut lp = Listpack::new();
+                    lp.push(item);
+                    open = Some(lp);
+                }
+            }
+        }
+        if let Some(lp) = open {
+            nodes.push((QUICKLIST_NODE_PACKED, lp.finish()));
+        }
+        self.length(nodes.len() as u64);
+        for (container, blob) in &nodes {
+            self.length(*container);
+            self.string(blob);
         }
     }
 
@@ -218,12 +275,14 @@ impl Encoder {
 pub fn rdb_type(v: ValueRef<'_>) -> u8 {
     match v {
         ValueRef::Int(_) | ValueRef::Emb(_) | ValueRef::Obj(Object::Raw(_)) => TYPE_STRING,
-        // Collections are written in their generic types whatever their
-        // encoding: Redis (and ferrokv) load them back into the compact
-        // encodings when they are small enough, so nothing is lost.
+        // As Redis 7.0: the type follows the in-memory encoding, which
+        // ferrokv picks by Redis's rules; lists are always quicklists.
+        ValueRef::Obj(Object::ZSet(ZSet::Listpack(_))) => TYPE_ZSET_LISTPACK,
         ValueRef::Obj(Object::ZSet(_)) => TYPE_ZSET_2,
-        ValueRef::Obj(Object::List(_)) => TYPE_LIST,
+        ValueRef::Obj(Object::List(_)) => TYPE_LIST_QUICKLIST_2,
+        ValueRef::Obj(Object::Set(Set::Ints(_))) => TYPE_SET_INTSET,
         ValueRef::Obj(Object::Set(_)) => TYPE_SET,
+        ValueRef::Obj(Object::Hash(Hash::Packed(_))) => TYPE_HASH_LISTPACK,
         ValueRef::Obj(Object::Hash(_)) => TYPE_HASH,
     }
 }
@@ -879,8 +938,10 @@ pub fn read_file(
 
 /// The DUMP payload of a value: its type and serialization, then the RDB
 /// version (2 bytes LE) and the CRC-64 of all of that (8 bytes LE).
-pub fn dump(v: ValueRef<'_>, compress: bool) -> Vec<u8> {
+/// `list_fill` is list-max-listpack-size (see [`Encoder::list_fill`]).
+pub fn dump(v: ValueRef<'_>, compress: bool, list_fill: i32) -> Vec<u8> {
     let mut enc = Encoder::new(compress);
+    enc.list_fill = list_fill;
     enc.value(v);
     enc.buf.extend_from_slice(&RDB_VERSION.to_le_bytes());
     let crc = crc64::update(0, &enc.buf);
@@ -972,7 +1033,7 @@ mod tests {
         let mut e = Encoder::new(true);
         e.length(16384);
         assert_eq!(e.buf, [0x80, 0, 0, 0x40, 0]);
-        let payload = dump(ValueRef::Emb(b"v"), true);
+        let payload = dump(ValueRef::Emb(b"v"), true, -2);
         assert_eq!(
             payload,
             [0x00, 0x01, b'v', 0x0a, 0x00, 0x91, 0x08, 0xce, 0xb2, 0x19, 0x38, 0x8a, 0xce]
@@ -984,7 +1045,7 @@ mod tests {
 
     #[test]
     fn restore_rejects_bad_payloads() {
-        let good = dump(ValueRef::Int(7), true);
+        let good = dump(ValueRef::Int(7), true, -2);
         let mut bad_crc = good.clone();
         *bad_crc.last_mut().unwrap() ^= 1;
         assert!(matches!(
