@@ -234,7 +234,9 @@ impl Encoder {
                 continue;
             }
             match &mut open {
-                Some(lp) if listpack::node_allows(lp.bytes(), lp.len(), self.list_fill, item.len()) => {
+                Some(lp)
+                    if listpack::node_allows(lp.bytes(), lp.len(), self.list_fill, item.len()) =>
+                {
                     lp.push(item)
                 }
                 _ => {
