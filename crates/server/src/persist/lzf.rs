@@ -35,9 +35,33 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     if in_len == 0 || max_out == 0 {
         return None;
     }
-    // Positions plus one: 0 is an empty slot, as liblzf's `ref > in_data`
-    // never matches position 0.
-    let mut htab = vec![0u32; HSIZE];
+    HTAB.with(|t| {
+        let mut t = t.borrow_mut();
+        let base = t.base;
+        // The positions of this call are stored as base + position, so
+        // what earlier calls left reads as below base: an empty slot. A
+        // table per call would cost more to clear than most strings take
+        // to compress.
+        t.base = base + in_len as u64 + 1;
+        compress_with(input, max_out, &mut t.slots, base)
+    })
+}
+
+/// liblzf's hash table, kept per thread between calls.
+struct Table {
+    slots: Box<[u64]>,
+    base: u64,
+}
+
+thread_local! {
+    static HTAB: std::cell::RefCell<Table> = std::cell::RefCell::new(Table {
+        slots: vec![0; HSIZE].into_boxed_slice(),
+        base: 1,
+    });
+}
+
+fn compress_with(input: &[u8], max_out: usize, htab: &mut [u64], base: u64) -> Option<Vec<u8>> {
+    let in_len = input.len();
     let mut out = vec![0u8; max_out];
     let out_end = max_out;
     let frst = |i: usize| u32::from(input[i]) << 8 | u32::from(input[i + 1]);
@@ -51,8 +75,10 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     while ip + 2 < in_len {
         hval = next(hval, ip);
         let h = slot(hval);
-        let r = htab[h] as usize;
-        htab[h] = ip as u32;
+        // An empty slot reads as position 0, which liblzf's
+        // `ref > in_data` never matches.
+        let r = htab[h].saturating_sub(base) as usize;
+        htab[h] = base + ip as u64;
         if r > 0
             && r < ip
             && ip - r - 1 < MAX_OFF
@@ -110,7 +136,7 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             hval = frst(ip);
             for _ in 0..2 {
                 hval = next(hval, ip);
-                htab[slot(hval)] = ip as u32;
+                htab[slot(hval)] = base + ip as u64;
                 ip += 1;
             }
         } else {

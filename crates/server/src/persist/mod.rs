@@ -627,27 +627,39 @@ pub fn load(server: &Server) -> Result<(), String> {
 pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> {
     let start = Instant::now();
     let now = crate::now_ms();
+    let clock = crate::store::lru_clock(now);
     let (mut loaded, mut expired) = (0u64, 0u64);
-    let result = rdb::read_file(
+    let result = rdb::read_file_sized(
         data,
         server.keyspace.len(),
         server.config.get("rdbchecksum") == "yes",
         encodings(server),
+        |db, keys| {
+            // Only an empty database is sized: an AOF base loads into one,
+            // and a key count is a hint, capped so a corrupt one cannot
+            // claim more than the file could hold.
+            let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+            server.keyspace.db(db).reserve(keys.min(data.len() / 3));
+        },
         |r| {
             // Keys already expired are not loaded, as a Redis master does.
             if r.expiry.is_some_and(|at| at < now) {
                 expired += 1;
                 return Ok(());
             }
-            let mut locked = server.keyspace.lock(r.db, &[&r.key], now);
-            if locked.exists(&r.key) {
+            // Nobody else touches the keyspace while it loads: no locks
+            // across keys, one hash and one lookup per key.
+            if !server
+                .keyspace
+                .db(r.db)
+                .insert_loaded(&r.key, r.value, r.expiry, clock)
+            {
                 return Err(format!(
                     "no duplicate keys, found '{}' twice in DB {}",
                     String::from_utf8_lossy(&r.key),
                     r.db
                 ));
             }
-            locked.set(&r.key, r.value, r.expiry);
             loaded += 1;
             Ok(())
         },

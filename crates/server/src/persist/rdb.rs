@@ -845,6 +845,19 @@ pub fn read_file(
     databases: usize,
     verify_crc: bool,
     encodings: Encodings,
+    sink: impl FnMut(Record<'_>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    read_file_sized(data, databases, verify_crc, encodings, |_, _| {}, sink)
+}
+
+/// [`read_file`], also handing `resize` each database's key count from its
+/// RESIZEDB record before its keys, to size its tables.
+pub fn read_file_sized(
+    data: &[u8],
+    databases: usize,
+    verify_crc: bool,
+    encodings: Encodings,
+    mut resize: impl FnMut(usize, u64),
     mut sink: impl FnMut(Record<'_>) -> std::result::Result<(), String>,
 ) -> Result<()> {
     let mut d = Decoder::new(data);
@@ -890,7 +903,7 @@ pub fn read_file(
                 db = n as usize;
             }
             OP_RESIZEDB => {
-                d.length("the database size")?;
+                resize(db, d.length("the database size")?);
                 d.length("the expires size")?;
             }
             OP_AUX => {

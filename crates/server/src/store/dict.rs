@@ -215,6 +215,14 @@ impl Dict {
         self.rehash_idx = Some(0);
     }
 
+    /// Sizes an empty table for `n` entries at once, so that filling it
+    /// (loading a dump, as Redis's dictExpand on RESIZEDB) never rehashes.
+    pub fn reserve(&mut self, n: usize) {
+        if self.is_empty() && !self.rehashing() {
+            self.tables[0] = Table::with_size(n.max(MIN_SIZE).next_power_of_two());
+        }
+    }
+
     fn expand_if_needed(&mut self) {
         if self.rehashing() {
             return;

@@ -191,6 +191,30 @@ impl Db {
         g
     }
 
+    /// Sizes the empty shards' tables for `keys` keys in all (RESIZEDB when
+    /// a dump loads), with room for the shards' uneven shares.
+    pub fn reserve(&self, keys: usize) {
+        let per_shard = keys / SHARDS;
+        let per_shard = per_shard.saturating_add(per_shard / 8 + 16);
+        for i in 0..SHARDS {
+            self.shard(i).dict.reserve(per_shard);
+        }
+    }
+
+    /// Adds a key loaded from a dump: one hash and one lookup. False when
+    /// the key is already there (a corrupt dump), which is left as it was.
+    pub fn insert_loaded(&self, key: &[u8], value: Value, expiry: Option<i64>, clock: u32) -> bool {
+        let (i, h) = key_hash(key);
+        let mut shard = self.shard(i);
+        if shard.dict.get(h, key).is_some() {
+            return false;
+        }
+        let e = Entry::new(key, value, expiry, clock);
+        shard.account(&e, true);
+        shard.dict.insert(h, e);
+        true
+    }
+
     /// Locks every shard in order, for commands that must see or change the
     /// whole database atomically.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
