@@ -491,7 +491,7 @@ impl<'a> Decoder<'a> {
                 let n = self.count("a sorted set's size", 2)?;
                 let mut items = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let m = self.string("a sorted set member")?.into_owned();
+                    let m = self.string("a sorted set member")?;
                     let score = if ty == TYPE_ZSET_2 {
                         f64::from_le_bytes(
                             self.take(8, "a binary score")?
@@ -512,38 +512,46 @@ impl<'a> Decoder<'a> {
                     offset: at,
                     what: what.to_string(),
                 };
-                let flat = listpack_entries(&lp).ok_or_else(|| fail("a valid listpack"))?;
+                let flat = listpack_items(&lp).ok_or_else(|| fail("a valid listpack"))?;
                 if flat.len() % 2 != 0 {
                     return Err(fail("a listpack of member/score pairs"));
                 }
                 let mut items = Vec::with_capacity(flat.len() / 2);
                 for pair in flat.chunks_exact(2) {
-                    let score = crate::command::args::parse_f64(&pair[1])
-                        .filter(|s| !s.is_nan())
-                        .ok_or_else(|| fail("a score in the listpack"))?;
-                    items.push((pair[0].clone(), score));
+                    let score = match pair[1] {
+                        LpItem::Int(n) => n as f64,
+                        LpItem::Str(s) => crate::command::args::parse_f64(s)
+                            .filter(|s| !s.is_nan())
+                            .ok_or_else(|| fail("a score in the listpack"))?,
+                    };
+                    items.push((pair[0].bytes(), score));
                 }
                 self.zset(items, type_at)
             }
             TYPE_LIST => {
                 let n = self.count("a list's length", 1)?;
-                let mut items = Vec::with_capacity(n);
+                let mut l = List::new();
                 for _ in 0..n {
-                    items.push(self.string("a list element")?.into_owned());
+                    l.push(
+                        End::Tail,
+                        &self.string("a list element")?,
+                        self.encodings.list_fill,
+                    );
                 }
-                self.list(items, type_at)
+                self.list(l, type_at)
             }
             TYPE_LIST_QUICKLIST_2 => {
                 let nodes = self.count("a quicklist's node count", 2)?;
-                let mut items = Vec::new();
+                let mut l = List::new();
+                let fill = self.encodings.list_fill;
                 for _ in 0..nodes {
                     let at = self.pos;
                     let container = self.length("a quicklist node container")?;
                     let data = self.string("a quicklist node")?;
                     match container {
-                        QUICKLIST_NODE_PLAIN => items.push(data.into_owned()),
+                        QUICKLIST_NODE_PLAIN => l.push(End::Tail, &data, fill),
                         QUICKLIST_NODE_PACKED => {
-                            let entries = listpack_entries(&data).ok_or(LoadError {
+                            let entries = listpack_items(&data).ok_or(LoadError {
                                 offset: at,
                                 what: "a valid listpack in a quicklist node".into(),
                             })?;
@@ -553,7 +561,9 @@ impl<'a> Decoder<'a> {
                                     what: "a non-empty quicklist node".into(),
                                 });
                             }
-                            items.extend(entries);
+                            for e in &entries {
+                                e.with_bytes(|b| l.push(End::Tail, b, fill));
+                            }
                         }
                         _ => {
                             return Err(LoadError {
@@ -564,15 +574,15 @@ impl<'a> Decoder<'a> {
                         }
                     }
                 }
-                self.list(items, type_at)
+                self.list(l, type_at)
             }
             TYPE_SET => {
                 let n = self.count("a set's size", 1)?;
                 let mut members = Vec::with_capacity(n);
                 for _ in 0..n {
-                    members.push(self.string("a set member")?.into_owned());
+                    members.push(self.string("a set member")?);
                 }
-                self.set(members, type_at)
+                self.set(&members, type_at)
             }
             TYPE_SET_INTSET => {
                 let blob = self.string("an intset")?;
@@ -581,14 +591,14 @@ impl<'a> Decoder<'a> {
                     offset: at,
                     what: "a valid intset (encoding 2, 4 or 8, sorted members)".into(),
                 })?;
-                self.set(members, type_at)
+                self.set(&members, type_at)
             }
             TYPE_HASH => {
                 let n = self.count("a hash's size", 2)?;
                 let mut pairs = Vec::with_capacity(n);
                 for _ in 0..n {
-                    let f = self.string("a hash field")?.into_owned();
-                    let v = self.string("a hash value")?.into_owned();
+                    let f = self.string("a hash field")?;
+                    let v = self.string("a hash value")?;
                     pairs.push((f, v));
                 }
                 self.hash(pairs, type_at)
@@ -596,7 +606,7 @@ impl<'a> Decoder<'a> {
             TYPE_HASH_LISTPACK => {
                 let lp = self.string("a hash listpack")?;
                 let at = self.pos;
-                let flat = listpack_entries(&lp).ok_or(LoadError {
+                let flat = listpack_items(&lp).ok_or(LoadError {
                     offset: at,
                     what: "a valid listpack".into(),
                 })?;
@@ -606,11 +616,10 @@ impl<'a> Decoder<'a> {
                         what: "a listpack of field/value pairs".into(),
                     });
                 }
-                let mut flat = flat.into_iter();
-                let mut pairs = Vec::new();
-                while let (Some(f), Some(v)) = (flat.next(), flat.next()) {
-                    pairs.push((f, v));
-                }
+                let pairs = flat
+                    .chunks_exact(2)
+                    .map(|p| (p[0].bytes(), p[1].bytes()))
+                    .collect();
                 self.hash(pairs, type_at)
             }
             other => Err(LoadError {
@@ -623,30 +632,26 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    fn list(&self, items: Vec<Vec<u8>>, type_at: usize) -> Result<Value> {
-        if items.is_empty() {
+    fn list(&self, l: List, type_at: usize) -> Result<Value> {
+        if l.is_empty() {
             return Err(LoadError {
                 offset: type_at,
                 what: "a non-empty list".into(),
             });
         }
-        let mut l = List::new();
-        for item in &items {
-            l.push(End::Tail, item, self.encodings.list_fill);
-        }
         Ok(Value::Obj(Box::new(Object::List(l))))
     }
 
-    fn set(&self, members: Vec<Vec<u8>>, type_at: usize) -> Result<Value> {
+    fn set(&self, members: &[impl AsRef<[u8]>], type_at: usize) -> Result<Value> {
         let Some(first) = members.first() else {
             return Err(LoadError {
                 offset: type_at,
                 what: "a non-empty set".into(),
             });
         };
-        let mut s = Set::for_first(first);
-        for m in &members {
-            if !s.insert(Member::Bytes(m), self.encodings.set_max_intset) {
+        let mut s = Set::for_first(first.as_ref());
+        for m in members {
+            if !s.insert(Member::Bytes(m.as_ref()), self.encodings.set_max_intset) {
                 return Err(LoadError {
                     offset: type_at,
                     what: "a set without duplicate members".into(),
@@ -656,7 +661,11 @@ impl<'a> Decoder<'a> {
         Ok(Value::Obj(Box::new(Object::Set(s))))
     }
 
-    fn hash(&self, pairs: Vec<(Vec<u8>, Vec<u8>)>, type_at: usize) -> Result<Value> {
+    fn hash(
+        &self,
+        pairs: Vec<(impl AsRef<[u8]>, impl AsRef<[u8]>)>,
+        type_at: usize,
+    ) -> Result<Value> {
         if pairs.is_empty() {
             return Err(LoadError {
                 offset: type_at,
@@ -665,7 +674,7 @@ impl<'a> Decoder<'a> {
         }
         let mut h = Hash::new();
         for (f, v) in &pairs {
-            if !h.set(f, v, self.encodings.hash) {
+            if !h.set(f.as_ref(), v.as_ref(), self.encodings.hash) {
                 return Err(LoadError {
                     offset: type_at,
                     what: "a hash without duplicate fields".into(),
@@ -699,17 +708,21 @@ impl<'a> Decoder<'a> {
     }
 
     /// Builds a sorted set in the encoding its size and members call for.
-    fn zset(&self, items: Vec<(Vec<u8>, f64)>, type_at: usize) -> Result<Value> {
+    fn zset(&self, items: Vec<(impl AsRef<[u8]>, f64)>, type_at: usize) -> Result<Value> {
         if items.is_empty() {
             return Err(LoadError {
                 offset: type_at,
                 what: "a non-empty sorted set".into(),
             });
         }
-        let longest = items.iter().map(|(m, _)| m.len()).max().unwrap_or(0);
+        let longest = items
+            .iter()
+            .map(|(m, _)| m.as_ref().len())
+            .max()
+            .unwrap_or(0);
         let mut z = ZSet::with_hint(items.len(), longest, self.encodings.zset);
         for (m, score) in &items {
-            if z.insert(m, *score, self.encodings.zset).is_some() {
+            if z.insert(m.as_ref(), *score, self.encodings.zset).is_some() {
                 return Err(LoadError {
                     offset: type_at,
                     what: "a sorted set without duplicate members".into(),
@@ -764,17 +777,42 @@ fn intset_members(blob: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// One listpack entry as stored: integer entries stay integers, so that
+/// a score needs no text round trip and a string no copy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LpItem<'a> {
+    Int(i64),
+    Str(&'a [u8]),
+}
+
+impl<'a> LpItem<'a> {
+    /// The entry's bytes (an integer as its decimal text).
+    pub fn bytes(self) -> Cow<'a, [u8]> {
+        match self {
+            LpItem::Int(n) => Cow::Owned(itoa::Buffer::new().format(n).as_bytes().to_vec()),
+            LpItem::Str(s) => Cow::Borrowed(s),
+        }
+    }
+
+    /// Calls `f` with the entry's bytes, formatting an integer on the stack.
+    pub fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self {
+            LpItem::Int(n) => f(itoa::Buffer::new().format(n).as_bytes()),
+            LpItem::Str(s) => f(s),
+        }
+    }
+}
+
 /// The entries of a listpack (Redis 7.0's listpack.c layout: total bytes
-/// u32 LE, count u16 LE, entries each followed by its back-length, 0xff),
-/// integers rendered as decimal strings. None when malformed.
-pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
+/// u32 LE, count u16 LE, entries each followed by its back-length, 0xff).
+/// None when malformed.
+pub fn listpack_items(lp: &[u8]) -> Option<Vec<LpItem<'_>>> {
     let total = u32::from_le_bytes(lp.get(0..4)?.try_into().ok()?) as usize;
     if total != lp.len() || lp.last() != Some(&0xff) {
         return None;
     }
-    let int = |v: i64| Some(itoa::Buffer::new().format(v).as_bytes().to_vec());
-    let bytes = |from: usize, len: usize| lp.get(from..from.checked_add(len)?).map(<[u8]>::to_vec);
-    let le = |from: usize, n: usize| -> Option<i64> {
+    let bytes = |from: usize, len: usize| lp.get(from..from.checked_add(len)?).map(LpItem::Str);
+    let le = |from: usize, n: usize| -> Option<LpItem<'_>> {
         let b = lp.get(from..from + n)?;
         let mut v = 0i64;
         for (i, x) in b.iter().enumerate() {
@@ -782,9 +820,10 @@ pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         // Sign-extend from n bytes.
         let shift = 64 - 8 * n as u32;
-        Some((v << shift) >> shift)
+        Some(LpItem::Int((v << shift) >> shift))
     };
-    let mut out = Vec::new();
+    let count = usize::from(u16::from_le_bytes(lp.get(4..6)?.try_into().ok()?));
+    let mut out = Vec::with_capacity(count.min(lp.len()));
     let mut p = 6;
     loop {
         let b = *lp.get(p)?;
@@ -792,26 +831,29 @@ pub fn listpack_entries(lp: &[u8]) -> Option<Vec<Vec<u8>>> {
             break;
         }
         let (val, len) = if b & 0x80 == 0 {
-            (int(i64::from(b & 0x7f))?, 1)
+            (LpItem::Int(i64::from(b & 0x7f)), 1)
         } else if b & 0xc0 == 0x80 {
             let l = (b & 0x3f) as usize;
             (bytes(p + 1, l)?, 1 + l)
         } else if b & 0xe0 == 0xc0 {
             let u = i64::from(b & 0x1f) << 8 | i64::from(*lp.get(p + 1)?);
-            (int(if u >= 1 << 12 { u - (1 << 13) } else { u })?, 2)
+            (LpItem::Int(if u >= 1 << 12 { u - (1 << 13) } else { u }), 2)
         } else if b & 0xf0 == 0xe0 {
             let l = ((b & 0x0f) as usize) << 8 | *lp.get(p + 1)? as usize;
             (bytes(p + 2, l)?, 2 + l)
         } else {
             match b {
                 0xf0 => {
-                    let l = le(p + 1, 4)? as u32 as usize;
+                    let LpItem::Int(l) = le(p + 1, 4)? else {
+                        return None;
+                    };
+                    let l = l as u32 as usize;
                     (bytes(p + 5, l)?, 5 + l)
                 }
-                0xf1 => (int(le(p + 1, 2)?)?, 3),
-                0xf2 => (int(le(p + 1, 3)?)?, 4),
-                0xf3 => (int(le(p + 1, 4)?)?, 5),
-                0xf4 => (int(le(p + 1, 8)?)?, 9),
+                0xf1 => (le(p + 1, 2)?, 3),
+                0xf2 => (le(p + 1, 3)?, 4),
+                0xf3 => (le(p + 1, 4)?, 5),
+                0xf4 => (le(p + 1, 8)?, 9),
                 _ => return None,
             }
         };
