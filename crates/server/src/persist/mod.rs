@@ -629,6 +629,21 @@ pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> 
     let now = crate::now_ms();
     let clock = crate::store::lru_clock(now);
     let (mut loaded, mut expired) = (0u64, 0u64);
+    let mut pending: Option<(usize, (usize, u64), crate::store::Entry)> = None;
+    let mut insert = |(db, hash, entry): (usize, (usize, u64), crate::store::Entry)| match server
+        .keyspace
+        .db(db)
+        .insert_loaded(hash, entry)
+    {
+        Ok(()) => {
+            loaded += 1;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "no duplicate keys, found '{}' twice in DB {db}",
+            String::from_utf8_lossy(e.key()),
+        )),
+    };
     let result = rdb::read_file_sized(
         data,
         server.keyspace.len(),
@@ -648,22 +663,24 @@ pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> 
                 return Ok(());
             }
             // Nobody else touches the keyspace while it loads: no locks
-            // across keys, one hash and one lookup per key.
-            if !server
-                .keyspace
-                .db(r.db)
-                .insert_loaded(&r.key, r.value, r.expiry, clock)
-            {
-                return Err(format!(
-                    "no duplicate keys, found '{}' twice in DB {}",
-                    String::from_utf8_lossy(&r.key),
-                    r.db
-                ));
+            // across keys, one hash and one lookup per key. Each key goes in
+            // one record late, its bucket fetched from memory meanwhile.
+            let hash = crate::store::key_hash(&r.key);
+            server.keyspace.db(r.db).prefetch(hash);
+            let entry = crate::store::Entry::new(&r.key, r.value, r.expiry, clock);
+            match pending.replace((r.db, hash, entry)) {
+                Some(p) => insert(p),
+                None => Ok(()),
             }
-            loaded += 1;
-            Ok(())
         },
-    );
+    )
+    .and_then(|()| match pending.take() {
+        Some(p) => insert(p).map_err(|what| rdb::LoadError {
+            offset: data.len(),
+            what,
+        }),
+        None => Ok(()),
+    });
     if let Err(e) = result {
         // Nothing half-loaded may be served: the caller exits.
         return Err(format!(

@@ -201,18 +201,23 @@ impl Db {
         }
     }
 
-    /// Adds a key loaded from a dump: one hash and one lookup. False when
-    /// the key is already there (a corrupt dump), which is left as it was.
-    pub fn insert_loaded(&self, key: &[u8], value: Value, expiry: Option<i64>, clock: u32) -> bool {
-        let (i, h) = key_hash(key);
+    /// Starts fetching the bucket of a key whose [`key_hash`] is `(i, h)`,
+    /// ahead of its [`Db::insert_loaded`].
+    pub fn prefetch(&self, (i, h): (usize, u64)) {
+        self.shards[i].lock().dict.prefetch(h);
+    }
+
+    /// Adds an entry loaded from a dump, whose key's [`key_hash`] is
+    /// `(i, h)`: one lookup. The entry comes back when its key is already
+    /// there (a corrupt dump), which is left as it was.
+    pub fn insert_loaded(&self, (i, h): (usize, u64), e: Entry) -> Result<(), Entry> {
         let mut shard = self.shard(i);
-        if shard.dict.get(h, key).is_some() {
-            return false;
+        if shard.dict.get(h, e.key()).is_some() {
+            return Err(e);
         }
-        let e = Entry::new(key, value, expiry, clock);
         shard.account(&e, true);
         shard.dict.insert(h, e);
-        true
+        Ok(())
     }
 
     /// Locks every shard in order, for commands that must see or change the
