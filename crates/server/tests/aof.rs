@@ -783,19 +783,6 @@ fn libraries(con: &mut redis::Connection) -> Vec<Value> {
         .collect()
 }
 
-fn wait_rewrite(con: &mut redis::Connection) {
-    loop {
-        let info: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query(con)
-            .expect("INFO");
-        if info.contains("aof_rewrite_in_progress:0") && !info.contains("aof_rewrites:0") {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// FUNCTION LOAD, DELETE, FLUSH and RESTORE are logged, so libraries come
 /// back after a restart; a rewrite's base carries them; redis-server loads
 /// the directory with the same libraries.

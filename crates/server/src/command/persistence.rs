@@ -171,8 +171,11 @@ fn lastsave(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 /// as a bulk string, or a null bulk when the key does not exist.
 fn dump(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let compress = ctx.server.config.get("rdbcompression") == "yes";
+    let fill = crate::persist::encodings(ctx.server).list_fill;
     let mut locked = ctx.lock(&argv[1..2]);
-    let payload = locked.get(argv[1]).map(|e| rdb::dump(e.value(), compress));
+    let payload = locked
+        .get(argv[1])
+        .map(|e| rdb::dump(e.value(), compress, fill));
     ctx.read_lookup(&mut locked, argv[1], payload.is_some());
     ctx.finish(locked);
     match payload {

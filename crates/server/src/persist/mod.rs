@@ -40,6 +40,7 @@
 
 pub mod aof;
 pub mod crc64;
+pub mod listpack;
 pub mod lzf;
 pub mod rdb;
 
@@ -147,7 +148,9 @@ impl Default for Persistence {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// RDB records; `compress` is `rdbcompression`.
-    Rdb { compress: bool },
+    /// `list_fill` is `list-max-listpack-size`, which splits lists into
+    /// quicklist nodes.
+    Rdb { compress: bool, list_fill: i32 },
     /// Commands that rebuild the keys: an AOF base written with
     /// `aof-use-rdb-preamble no`.
     Aof,
@@ -180,8 +183,12 @@ impl Capture {
 
 fn encode_shard(content: &Shard, format: Format) -> Vec<u8> {
     match format {
-        Format::Rdb { compress } => {
+        Format::Rdb {
+            compress,
+            list_fill,
+        } => {
             let mut enc = rdb::Encoder::new(compress);
+            enc.list_fill = list_fill;
             content.for_each(|e| enc.entry(e));
             enc.buf
         }
@@ -248,6 +255,7 @@ fn begin(server: &Server) -> Snapshot {
 fn rdb_format(server: &Server) -> Format {
     Format::Rdb {
         compress: server.config.get("rdbcompression") == "yes",
+        list_fill: encodings(server).list_fill,
     }
 }
 
@@ -370,7 +378,7 @@ fn write_file(
 ) -> std::io::Result<()> {
     let capture = &snapshot.capture;
     let rdb = match capture.format {
-        Format::Rdb { compress } => Some(compress),
+        Format::Rdb { compress, .. } => Some(compress),
         Format::Aof => None,
     };
     let checksum = rdb.is_some() && server.config.get("rdbchecksum") == "yes";
@@ -637,12 +645,35 @@ pub fn load(server: &Server) -> Result<(), String> {
 pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> {
     let start = Instant::now();
     let now = crate::now_ms();
+    let clock = crate::store::lru_clock(now);
     let (mut loaded, mut expired) = (0u64, 0u64);
-    let result = rdb::read_file(
+    let mut pending: Option<(usize, (usize, u64), crate::store::Entry)> = None;
+    let mut insert = |(db, hash, entry): (usize, (usize, u64), crate::store::Entry)| match server
+        .keyspace
+        .db(db)
+        .insert_loaded(hash, entry)
+    {
+        Ok(()) => {
+            loaded += 1;
+            Ok(())
+        }
+        Err(e) => Err(format!(
+            "no duplicate keys, found '{}' twice in DB {db}",
+            String::from_utf8_lossy(e.key()),
+        )),
+    };
+    let result = rdb::read_file_sized(
         data,
         server.keyspace.len(),
         server.config.get("rdbchecksum") == "yes",
         encodings(server),
+        |db, keys| {
+            // Only an empty database is sized: an AOF base loads into one,
+            // and a key count is a hint, capped so a corrupt one cannot
+            // claim more than the file could hold.
+            let keys = usize::try_from(keys).unwrap_or(usize::MAX);
+            server.keyspace.db(db).reserve(keys.min(data.len() / 3));
+        },
         |item| {
             let r = match item {
                 rdb::Item::Key(r) => r,
@@ -659,19 +690,25 @@ pub fn load_rdb(server: &Server, data: &[u8], name: &str) -> Result<(), String> 
                 expired += 1;
                 return Ok(());
             }
-            let mut locked = server.keyspace.lock(r.db, &[&r.key], now);
-            if locked.exists(&r.key) {
-                return Err(format!(
-                    "no duplicate keys, found '{}' twice in DB {}",
-                    String::from_utf8_lossy(&r.key),
-                    r.db
-                ));
+            // Nobody else touches the keyspace while it loads: no locks
+            // across keys, one hash and one lookup per key. Each key goes in
+            // one record late, its bucket fetched from memory meanwhile.
+            let hash = crate::store::key_hash(&r.key);
+            server.keyspace.db(r.db).prefetch(hash);
+            let entry = crate::store::Entry::new(&r.key, r.value, r.expiry, clock);
+            match pending.replace((r.db, hash, entry)) {
+                Some(p) => insert(p),
+                None => Ok(()),
             }
-            locked.set(&r.key, r.value, r.expiry);
-            loaded += 1;
-            Ok(())
         },
-    );
+    )
+    .and_then(|()| match pending.take() {
+        Some(p) => insert(p).map_err(|what| rdb::LoadError {
+            offset: data.len(),
+            what,
+        }),
+        None => Ok(()),
+    });
     if let Err(e) = result {
         // Nothing half-loaded may be served: the caller exits.
         return Err(format!(

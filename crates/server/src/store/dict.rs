@@ -215,6 +215,34 @@ impl Dict {
         self.rehash_idx = Some(0);
     }
 
+    /// Sizes an empty table for `n` entries at once, so that filling it
+    /// (loading a dump, as Redis's dictExpand on RESIZEDB) never rehashes.
+    pub fn reserve(&mut self, n: usize) {
+        if self.is_empty() && !self.rehashing() {
+            self.tables[0] = Table::with_size(n.max(MIN_SIZE).next_power_of_two());
+        }
+    }
+
+    /// Asks the CPU to fetch the bucket `h` falls in, so that a lookup of
+    /// it a little later does not wait for memory (loading a dump looks up
+    /// keys one after another, each bucket a cache miss otherwise).
+    pub fn prefetch(&self, h: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let t = &self.tables[0];
+            if let Some(b) = t.buckets.get((h & t.mask()) as usize) {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+                // Safety: a prefetch is a hint; the address is a live bucket.
+                #[allow(unused_unsafe)]
+                unsafe {
+                    _mm_prefetch::<_MM_HINT_T0>(b as *const *mut u8 as *const i8)
+                };
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = h;
+    }
+
     fn expand_if_needed(&mut self) {
         if self.rehashing() {
             return;

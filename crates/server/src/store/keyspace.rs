@@ -191,6 +191,35 @@ impl Db {
         g
     }
 
+    /// Sizes the empty shards' tables for `keys` keys in all (RESIZEDB when
+    /// a dump loads), with room for the shards' uneven shares.
+    pub fn reserve(&self, keys: usize) {
+        let per_shard = keys / SHARDS;
+        let per_shard = per_shard.saturating_add(per_shard / 8 + 16);
+        for i in 0..SHARDS {
+            self.shard(i).dict.reserve(per_shard);
+        }
+    }
+
+    /// Starts fetching the bucket of a key whose [`key_hash`] is `(i, h)`,
+    /// ahead of its [`Db::insert_loaded`].
+    pub fn prefetch(&self, (i, h): (usize, u64)) {
+        self.shards[i].lock().dict.prefetch(h);
+    }
+
+    /// Adds an entry loaded from a dump, whose key's [`key_hash`] is
+    /// `(i, h)`: one lookup. The entry comes back when its key is already
+    /// there (a corrupt dump), which is left as it was.
+    pub fn insert_loaded(&self, (i, h): (usize, u64), e: Entry) -> Result<(), Entry> {
+        let mut shard = self.shard(i);
+        if shard.dict.get(h, e.key()).is_some() {
+            return Err(e);
+        }
+        shard.account(&e, true);
+        shard.dict.insert(h, e);
+        Ok(())
+    }
+
     /// Locks every shard in order, for commands that must see or change the
     /// whole database atomically.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
