@@ -1316,7 +1316,7 @@ mod tests {
     fn function_records_in_every_format() {
         // A key's DUMP is not a library.
         assert_eq!(
-            restore_functions(&dump(ValueRef::Int(1), true)),
+            restore_functions(&dump(ValueRef::Int(1), true, -2)),
             Ok(vec![Err("given type is not a function")])
         );
         // A library, then a record cut short.

@@ -52,10 +52,26 @@ pub fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// Whether the server on `port` serves commands: redis-server listens
+/// while it still loads its files and answers -LOADING until done, so a
+/// test that connected at once could see a half-loaded data set. An
+/// -NOAUTH reply counts as serving.
+fn answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut buf = [0u8; 64];
+    s.write_all(b"PING\r\n").is_ok()
+        && s.read(&mut buf)
+            .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+}
+
 fn wait_ready(port: u16, child: &mut Child, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if answers(port) {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
