@@ -21,7 +21,7 @@
 #   -t LIST       tests, comma separated                 (BENCH_TESTS, default set,get,incr,mset)
 #                 redis-benchmark built-ins (lpush, sadd, zadd ...) and zrange,
 #                 evalsha, publish1, publish100 (PUBLISH with 1 or 100 subscribers),
-#                 multi (MULTI, 5 x INCR key:__rand_int__ on one key, EXEC; rps and
+#                 multi (MULTI, 5 x INCR counter:__rand_int__ on one key, EXEC; rps and
 #                 us/req count transactions, -P pipelines whole transactions)
 #   -P LIST       pipeline depths, comma separated       (BENCH_PIPELINES, default 1,16)
 #   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
@@ -167,7 +167,7 @@ cpu_ticks() {
 custom_cmd() {
     case $1 in
         zrange) echo "ZRANGE bench:zset 0 9" ;;
-        evalsha) echo "EVALSHA $SCRIPT_SHA 1 key:__rand_int__" ;;
+        evalsha) echo "EVALSHA $SCRIPT_SHA 1 counter:__rand_int__" ;;
         publish | publish1 | publish100) echo "PUBLISH bench:channel hello" ;;
         *) return 1 ;;
     esac
@@ -250,11 +250,12 @@ run_bench() {
     # txn_bench takes redis-benchmark's options and prints the same CSV
     # shape, with the test named MULTI, transactions/s in the second column
     # and the count of transactions with unexpected replies in the fourth.
-    local driver=(redis-benchmark --csv "${what[@]}")
-    [[ $test == multi ]] && driver=("$TXN_BENCH")
+    # redis-benchmark takes a custom command after all of its options.
+    local driver=(redis-benchmark --csv) args=("${what[@]}")
+    [[ $test == multi ]] && driver=("$TXN_BENCH") args=()
     before=$(cpu_ticks "$pid")
     out=$("${driver[@]}" -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
-        -P "$pipeline" 2>&1) || true
+        -P "$pipeline" "${args[@]}" 2>&1) || true
     after=$(cpu_ticks "$pid")
     unprepare
     # Header line first, then one quoted line per test; match ours by name

@@ -1,7 +1,7 @@
 //! Load driver for MULTI/EXEC transactions, which redis-benchmark cannot
 //! send as one unit.
 //!
-//! Each transaction is `MULTI`, five `INCR key:<r>` on the same key, `EXEC`,
+//! Each transaction is `MULTI`, five `INCR counter:<r>` on the same key, `EXEC`,
 //! with `<r>` drawn per transaction from the keyspace and zero-padded to 12
 //! digits like redis-benchmark's `__rand_int__`, so it touches the same keys
 //! as `redis-benchmark -t incr`. One key per transaction makes the reply
@@ -100,7 +100,7 @@ struct Template {
 
 impl Template {
     fn new() -> Self {
-        let key = format!("key:{:0width$}", 0, width = KEY_DIGITS);
+        let key = format!("counter:{:0width$}", 0, width = KEY_DIGITS);
         let mut bytes = b"*1\r\n$5\r\nMULTI\r\n".to_vec();
         let mut digits = Vec::with_capacity(INCRS);
         for _ in 0..INCRS {

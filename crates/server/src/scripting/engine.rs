@@ -134,6 +134,25 @@ fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
+/// A Lua array of byte strings (KEYS, ARGV), built with the C API: through
+/// mlua's values each string cost a reference slot and two copies, more
+/// than the rest of a short script's set-up.
+fn sequence(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
+    let n = std::ffi::c_int::try_from(items.len()).unwrap_or(0);
+    // SAFETY: exec_raw runs the closure in protected mode with room for
+    // three stack slots; it uses two (the table and one string at a time),
+    // and holds nothing that needs dropping if Lua raises (out of memory).
+    unsafe {
+        lua.exec_raw((), |state| {
+            mlua::ffi::lua_createtable(state, n, 0);
+            for (i, item) in items.iter().enumerate() {
+                mlua::ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+                mlua::ffi::lua_rawseti(state, -2, (i + 1) as mlua::ffi::lua_Integer);
+            }
+        })
+    }
+}
+
 /// Lua's own string form of a string or number argument (`%.14g` for
 /// numbers), or None for other types.
 fn arg_bytes(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
@@ -504,18 +523,7 @@ impl Engine {
         let outcome = (|| {
             self.internal.raw_set(&hot.call, &hot.call_fn)?;
             self.internal.raw_set(&hot.resp, 2)?;
-            let keys = lua.create_sequence_from(
-                t.keys
-                    .iter()
-                    .map(|k| lua.create_string(k))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?;
-            let args = lua.create_sequence_from(
-                t.args
-                    .iter()
-                    .map(|a| lua.create_string(a))
-                    .collect::<mlua::Result<Vec<_>>>()?,
-            )?;
+            let (keys, args) = (sequence(lua, t.keys)?, sequence(lua, t.args)?);
             let result = if t.eval {
                 let vars = &hot.eval_vars;
                 vars.raw_set(&hot.keys, keys)?;
