@@ -55,20 +55,8 @@ for tool in redis-server redis-cli redis-benchmark python3; do
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferrokv-persist-bench.XXXXXX")
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # Prints a port nobody listens on: from the base upwards, or one the kernel
 # chooses.
@@ -85,41 +73,6 @@ for p in (range(int(base), 65536) if base else [0]):
     print(s.getsockname()[1])
     break
 EOF
-}
-
-now() { date +%s.%N; }
-since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
-
-# start_server NAME PORT CMD... : starts a server in the background and
-# waits until PING answers PONG (not LOADING); sets SERVER_PID and
-# STARTUP_SECS (from the spawn to the first PONG).
-start_server() {
-    local name=$1 port=$2 began
-    shift 2
-    began=$(now)
-    "$@" >>"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    local i
-    for i in $(seq 12000); do
-        if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
-            STARTUP_SECS=$(since "$began")
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            break
-        fi
-        sleep 0.01
-    done
-    echo "persistence: $name did not start on port $port; its log:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-
-stop_server() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
 # One INFO persistence field.
@@ -266,10 +219,6 @@ port=$(free_port)
 measure ferrokv "$port" "$FERROKV" --port "$port" --bind 127.0.0.1 --save '' \
     --appendonly no --dir "$WORK/ferrokv" --dbfilename dump.rdb
 
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'
-}
 row() { printf "%-36s %14s %14s %7s\n" "$1" "${R[redis.$2]}" "${R[ferrokv.$2]}" \
     "$(ratio "${R[ferrokv.$2]}" "${R[redis.$2]}")"; }
 

@@ -82,20 +82,8 @@ done
 
 TICKS=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferrokv-bench.XXXXXX")
-PIDS=()
-
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # Prints N distinct ports nobody listens on. With a base, scans upwards from
 # it; otherwise lets the kernel choose. Sockets stay open until all are
@@ -120,35 +108,6 @@ for p in candidates:
         break
 print(" ".join(map(str, ports)))
 EOF
-}
-
-# start_server NAME PORT CMD... : starts a server in the background, waits
-# until it answers PING, and sets SERVER_PID.
-start_server() {
-    local name=$1 port=$2
-    shift 2
-    "$@" >"$WORK/$name.log" 2>&1 &
-    SERVER_PID=$!
-    PIDS+=("$SERVER_PID")
-    local i
-    for i in $(seq 100); do
-        if [[ $(redis-cli -p "$port" ping 2>/dev/null) == PONG ]]; then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    echo "vs-redis: $name did not start on port $port; its log:" >&2
-    cat "$WORK/$name.log" >&2
-    exit 1
-}
-
-stop_server() {
-    local pid=$1
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
 }
 
 # utime+stime of a process and all its threads, in clock ticks. The command
@@ -277,11 +236,6 @@ run_bench() {
     fi
     awk -v rps="$rps" -v t="$((after - before))" -v hz="$TICKS" -v n="$requests" \
         'BEGIN { printf "%s %.2f\n", rps, t / hz * 1e6 / n }'
-}
-
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b > 0) printf "%.2f", a / b; else print "n/a" }'
 }
 
 if [[ $NO_BUILD != 1 ]]; then

@@ -60,6 +60,19 @@ thread_local! {
     });
 }
 
+/// Appends one literal byte; a run that reaches MAX_LIT gets its header
+/// and the next run's header byte is reserved.
+fn push_literal(out: &mut [u8], op: &mut usize, lit: &mut usize, byte: u8) {
+    *lit += 1;
+    out[*op] = byte;
+    *op += 1;
+    if *lit == MAX_LIT {
+        out[*op - *lit - 1] = (*lit - 1) as u8;
+        *lit = 0;
+        *op += 1;
+    }
+}
+
 fn compress_with(input: &[u8], max_out: usize, htab: &mut [u64], base: u64) -> Option<Vec<u8>> {
     let in_len = input.len();
     let mut out = vec![0u8; max_out];
@@ -143,30 +156,16 @@ fn compress_with(input: &[u8], max_out: usize, htab: &mut [u64], base: u64) -> O
             if op >= out_end {
                 return None;
             }
-            lit += 1;
-            out[op] = input[ip];
-            op += 1;
+            push_literal(&mut out, &mut op, &mut lit, input[ip]);
             ip += 1;
-            if lit == MAX_LIT {
-                out[op - lit - 1] = (lit - 1) as u8;
-                lit = 0;
-                op += 1;
-            }
         }
     }
     if op + 3 > out_end {
         return None;
     }
     while ip < in_len {
-        lit += 1;
-        out[op] = input[ip];
-        op += 1;
+        push_literal(&mut out, &mut op, &mut lit, input[ip]);
         ip += 1;
-        if lit == MAX_LIT {
-            out[op - lit - 1] = (lit - 1) as u8;
-            lit = 0;
-            op += 1;
-        }
     }
     out[op - lit - 1] = lit.wrapping_sub(1) as u8;
     op -= usize::from(lit == 0);
