@@ -109,13 +109,7 @@ impl Listpack {
     /// Appends the backlen of the entry that started at `start`.
     fn end_entry(&mut self, start: usize) {
         let l = self.buf.len() - start;
-        let groups = match l {
-            0..=127 => 1,
-            128..=16382 => 2,
-            16383..=2097150 => 3,
-            2097151..=268435454 => 4,
-            _ => 5,
-        };
+        let groups = backlen_size(l);
         for g in (0..groups).rev() {
             let bits = ((l >> (7 * g)) & 0x7f) as u8;
             self.buf
@@ -139,6 +133,18 @@ impl Listpack {
 /// text d2string prints for it (an integer when the double is one of
 /// magnitude below 2^52, else %.17g), appended like any string, so
 /// integral scores become integer entries.
+/// How many bytes the backlen of an entry of `len` bytes takes (7 bits
+/// each, as lpEncodeBacklen).
+pub fn backlen_size(len: usize) -> usize {
+    match len {
+        0..=127 => 1,
+        128..=16382 => 2,
+        16383..=2097150 => 3,
+        2097151..=268435454 => 4,
+        _ => 5,
+    }
+}
+
 pub fn push_score(lp: &mut Listpack, score: f64) {
     const LIMIT: f64 = 4503599627370496.0; // 2^52
     if score > -LIMIT && score < LIMIT && score == score.trunc() && score != 0.0 {

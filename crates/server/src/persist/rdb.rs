@@ -898,13 +898,7 @@ pub fn listpack_items(lp: &[u8]) -> Option<Vec<LpItem<'_>>> {
                 _ => return None,
             }
         };
-        let backlen = match len {
-            0..=127 => 1,
-            128..=16382 => 2,
-            16383..=2097150 => 3,
-            2097151..=268435454 => 4,
-            _ => 5,
-        };
+        let backlen = listpack::backlen_size(len);
         p = p.checked_add(len + backlen)?;
         out.push(val);
     }
