@@ -155,14 +155,10 @@ fn sequence(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
 
 /// Lua's own string form of a string or number argument (`%.14g` for
 /// numbers), or None for other types.
-fn arg_bytes(lua: &Lua, v: &Value) -> Option<Vec<u8>> {
+fn arg_string(lua: &Lua, v: &Value) -> Option<mlua::String> {
     match v {
-        Value::String(s) => Some(s.as_bytes().to_vec()),
-        Value::Integer(_) | Value::Number(_) => lua
-            .coerce_string(v.clone())
-            .ok()
-            .flatten()
-            .map(|s| s.as_bytes().to_vec()),
+        Value::String(s) => Some(s.clone()),
+        Value::Integer(_) | Value::Number(_) => lua.coerce_string(v.clone()).ok().flatten(),
         _ => None,
     }
 }
@@ -612,10 +608,11 @@ fn call(
             )?,
         ));
     }
-    let mut owned = Vec::with_capacity(args.len());
+    // The command reads the Lua strings in place: no copy per argument.
+    let mut strings: smallvec::SmallVec<[mlua::String; 8]> = smallvec::SmallVec::new();
     for a in args.iter() {
-        match arg_bytes(lua, a) {
-            Some(b) => owned.push(b),
+        match arg_string(lua, a) {
+            Some(s) => strings.push(s),
             None => {
                 return Ok((
                     false,
@@ -631,7 +628,9 @@ fn call(
         // The inline run is void; running more of it could leak effects.
         return Err(mlua::Error::runtime(MOVED));
     }
-    let argv: Vec<&[u8]> = owned.iter().map(|a| a.as_slice()).collect();
+    let borrowed: smallvec::SmallVec<[mlua::BorrowedBytes<'_>; 8]> =
+        strings.iter().map(|s| s.as_bytes()).collect();
+    let argv: smallvec::SmallVec<[&[u8]; 8]> = borrowed.iter().map(|b| &b[..]).collect();
     let r = match server.commands.resolve(&argv) {
         Ok(r) => r,
         Err(CmdError::WrongArity(_)) => {
