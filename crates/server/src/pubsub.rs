@@ -126,7 +126,11 @@ pub struct Limits {
     pub soft_secs: u64,
 }
 
-type Subscribers = Vec<Arc<ClientShared>>;
+/// A channel's subscribers in subscription order (the order messages go
+/// out in), each with its client id beside it: unsubscribing searches the
+/// ids without touching every client's memory, which made 10,000
+/// subscribers leaving take a minute.
+type Subscribers = Vec<(u64, Arc<ClientShared>)>;
 
 /// Every subscription of the server.
 #[derive(Default)]
@@ -185,7 +189,7 @@ impl PubSub {
                 .write()
                 .entry(name.to_vec())
                 .or_default()
-                .push(client.clone());
+                .push((client.id, client.clone()));
             self.total.fetch_add(1, Relaxed);
         }
         confirm(
@@ -246,7 +250,7 @@ impl PubSub {
     fn remove(&self, kind: Kind, name: &[u8], id: u64) {
         let mut map = self.maps[kind.index()].write();
         if let Some(list) = map.get_mut(name) {
-            if let Some(pos) = list.iter().position(|c| c.id == id) {
+            if let Some(pos) = list.iter().position(|(c, _)| *c == id) {
                 list.remove(pos);
                 self.total.fetch_sub(1, Relaxed);
             }
@@ -293,7 +297,7 @@ impl PubSub {
                     b"message"
                 };
                 let f = frame(name, &[channel, message]);
-                for c in list {
+                for (_, c) in list {
                     deliver(c, &f, limits, me.as_mut());
                 }
                 receivers += list.len();
@@ -306,7 +310,7 @@ impl PubSub {
                     continue;
                 }
                 let f = frame(b"pmessage", &[pattern, channel, message]);
-                for c in list {
+                for (_, c) in list {
                     deliver(c, &f, limits, me.as_mut());
                 }
                 receivers += list.len();

@@ -640,3 +640,84 @@ fn disconnected_subscribers_leave_nothing_behind() {
     assert_eq!(ctl.call(&[b"PUBSUB", b"CHANNELS"]), b"*0\r\n");
     assert_eq!(ctl.call(&[b"PUBLISH", b"shared", b"x"]), b":0\r\n");
 }
+
+/// PUBLISH to 10,000 subscribers delivers to each of them, and other
+/// clients keep being served while the publishes go on; when the
+/// subscribers leave, the client count returns to its baseline.
+#[test]
+fn publishing_to_ten_thousand_subscribers_leaves_others_served() {
+    const SUBSCRIBERS: usize = 10_000;
+    const MESSAGES: usize = 20;
+    // Room for the subscribers and the three other clients.
+    let server = ServerProcess::ferrokv(&["--maxclients", "10100"]);
+    let port = server.port;
+    let mut admin = Conn::new(port);
+    let baseline = connected_clients(&mut admin);
+    let mut subs: Vec<Conn> = (0..SUBSCRIBERS)
+        .map(|_| {
+            let mut c = Conn::new(port);
+            c.send(&[b"SUBSCRIBE", b"crowd"]);
+            c
+        })
+        .collect();
+    for c in subs.iter_mut() {
+        assert_eq!(c.frame(), b"*3\r\n$9\r\nsubscribe\r\n$5\r\ncrowd\r\n:1\r\n");
+    }
+    let publishing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let pinger = {
+        let publishing = publishing.clone();
+        std::thread::spawn(move || {
+            let mut c = Conn::new(port);
+            let mut served = 0;
+            while publishing.load(std::sync::atomic::Ordering::SeqCst) {
+                assert_eq!(c.call(&[b"PING"]), b"+PONG\r\n");
+                served += 1;
+            }
+            served
+        })
+    };
+    let mut publisher = Conn::new(port);
+    for i in 0..MESSAGES {
+        let payload = format!("message {i:04} {}", "x".repeat(80));
+        let reply = publisher.call(&[b"PUBLISH", b"crowd", payload.as_bytes()]);
+        assert_eq!(reply, format!(":{SUBSCRIBERS}\r\n").into_bytes());
+    }
+    publishing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let served = pinger.join().expect("pinger");
+    assert!(served > 0, "no other client was served while publishing");
+    for c in subs.iter_mut() {
+        for i in 0..MESSAGES {
+            let f = c.frame();
+            let expected = format!("message {i:04} ");
+            assert!(
+                f.windows(expected.len()).any(|w| w == expected.as_bytes()),
+                "{}",
+                String::from_utf8_lossy(&f)
+            );
+        }
+    }
+    // QUIT, so that the server closes first and the TIME_WAIT sockets are
+    // its own, not 10,000 of this machine's ephemeral ports.
+    for c in subs.iter_mut() {
+        c.send(&[b"QUIT"]);
+    }
+    for c in subs.iter_mut() {
+        assert_eq!(c.frame(), b"+OK\r\n");
+    }
+    drop(subs);
+    drop(publisher);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connected_clients(&mut admin) != baseline {
+        assert!(Instant::now() < deadline, "subscribers were not released");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn connected_clients(c: &mut Conn) -> usize {
+    let info = c.call(&[b"INFO", b"clients"]);
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connected_clients")
+}
