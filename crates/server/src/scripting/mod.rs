@@ -1,7 +1,7 @@
 //! Lua scripting: the VM ([`engine`]), the conversions between replies and
 //! Lua values ([`convert`]), the libraries scripts get ([`libs`], [`cjson`],
 //! [`structlib`]), and how a running script shares the server with other
-//! clients (this module).
+//! clients (this module). [`fuzz`] lets the fuzzer reach the decoders.
 //!
 //! # Running a script
 //!
@@ -59,6 +59,7 @@
 mod cjson;
 pub mod convert;
 mod engine;
+mod fuzz;
 mod libs;
 mod structlib;
 
@@ -79,6 +80,8 @@ use crate::command::{self, flags, CmdError, Flow, Resolved};
 use crate::Server;
 
 pub use engine::{Engine, FunctionInfo, Library, RestorePolicy, Target};
+#[doc(hidden)]
+pub use fuzz::fuzz_script_libs;
 
 /// Script flags: `#!lua flags=...` and `redis.register_function`'s flags.
 pub mod script_flags {
