@@ -47,7 +47,7 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
         } else {
             format!("{host}:{port}")
         };
-        match TcpListener::bind(&target).await {
+        match listen(&target).await {
             Ok(l) => {
                 server.bound.lock().push(l.local_addr()?);
                 listeners.push(l);
@@ -62,6 +62,27 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
         }
     }
     Ok(listeners)
+}
+
+/// Redis's default `tcp-backlog`. The runtime's own default (128) let the
+/// accept queue overflow during bursts of connections: the kernel then
+/// drops SYNs and each such client waits a second to retry.
+const TCP_BACKLOG: u32 = 511;
+
+/// A listening socket on `target` (an address or a host name, with port).
+async fn listen(target: &str) -> std::io::Result<TcpListener> {
+    let addr = tokio::net::lookup_host(target)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::AddrNotAvailable, "no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(TCP_BACKLOG)
 }
 
 /// Hands accepted connections to the event loops, round-robin.
