@@ -18,6 +18,7 @@
 use super::dict::Dict;
 use super::entry::{Entry, Value, ValueRef};
 use super::keyspace::key_hash;
+use super::varint;
 
 /// The conversion thresholds, read from the configuration by the caller.
 #[derive(Clone, Copy, Debug)]
@@ -33,42 +34,15 @@ pub enum Hash {
     Table(Box<Dict>),
 }
 
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
-    put_varint(out, s.len());
+    varint::put(out, s.len());
     out.extend_from_slice(s);
 }
 
 /// Reads one length-prefixed string at `pos`; returns it and the position
 /// after it. The buffer is only ever written by this module.
-fn get_str(buf: &[u8], mut pos: usize) -> (&[u8], usize) {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[pos];
-        pos += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
-            break;
-        }
-        shift += 7;
-    }
+fn get_str(buf: &[u8], pos: usize) -> (&[u8], usize) {
+    let (n, pos) = varint::get(buf, pos);
     (&buf[pos..pos + n], pos + n)
 }
 
@@ -181,7 +155,7 @@ impl Hash {
                     .find(|p| p.field == field)
                     .map(|p| (p.start, p.end));
                 let item =
-                    varint_len(field.len()) + field.len() + varint_len(value.len()) + value.len();
+                    varint::len(field.len()) + field.len() + varint::len(value.len()) + value.len();
                 let (start, end) = found.unwrap_or((buf.len(), buf.len()));
                 let mut out = Vec::with_capacity(buf.len() - (end - start) + item);
                 out.extend_from_slice(&buf[..start]);

@@ -21,6 +21,7 @@
 //! layer owns Redis's negative-index rules) and never panic on them: an
 //! index past the end is reported, not indexed.
 
+use super::varint;
 use std::collections::VecDeque;
 
 /// The ends of a list.
@@ -35,47 +36,15 @@ const SIZE_LIMITS: [usize; 5] = [4096, 8192, 16384, 32768, 65536];
 /// The byte cap of a node whose fill is an element count.
 const SAFETY_LIMIT: usize = 8192;
 
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
-}
-
 /// The bytes one element takes in a node.
 fn entry_size(item_len: usize) -> usize {
-    2 * varint_len(item_len) + item_len
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+    2 * varint::len(item_len) + item_len
 }
 
 fn put_backlen(out: &mut Vec<u8>, n: usize) {
     let start = out.len();
-    put_varint(out, n);
+    varint::put(out, n);
     out[start..].reverse();
-}
-
-/// Reads a varint at `at`: (value, bytes after it).
-fn get_varint(buf: &[u8], mut at: usize) -> (usize, usize) {
-    let mut n = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = buf[at];
-        at += 1;
-        n |= ((b & 0x7f) as usize) << shift;
-        if b < 0x80 {
-            return (n, at);
-        }
-        shift += 7;
-    }
 }
 
 /// Reads the backlen that ends at `end`: (value, where it starts).
@@ -111,15 +80,15 @@ impl Node {
 
     /// The element starting at byte `at`, and where the next one starts.
     fn at(&self, at: usize) -> (&[u8], usize) {
-        let (len, data) = get_varint(&self.buf, at);
-        (&self.buf[data..data + len], data + len + varint_len(len))
+        let (len, data) = varint::get(&self.buf, at);
+        (&self.buf[data..data + len], data + len + varint::len(len))
     }
 
     /// The element ending at byte `end`, and where it starts.
     fn before(&self, end: usize) -> (&[u8], usize) {
         let (len, back) = get_backlen(&self.buf, end);
         let data = back - len;
-        (&self.buf[data..back], data - varint_len(len))
+        (&self.buf[data..back], data - varint::len(len))
     }
 
     /// Byte offset of element `i` (< count), walking from the nearer end.
@@ -142,7 +111,7 @@ impl Node {
 
     fn encode(item: &[u8]) -> Vec<u8> {
         let mut e = Vec::with_capacity(entry_size(item.len()));
-        put_varint(&mut e, item.len());
+        varint::put(&mut e, item.len());
         e.extend_from_slice(item);
         put_backlen(&mut e, item.len());
         e
@@ -150,7 +119,7 @@ impl Node {
 
     fn push_back(&mut self, item: &[u8]) {
         self.buf.reserve(entry_size(item.len()));
-        put_varint(&mut self.buf, item.len());
+        varint::put(&mut self.buf, item.len());
         self.buf.extend_from_slice(item);
         put_backlen(&mut self.buf, item.len());
         self.count += 1;

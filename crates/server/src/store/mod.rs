@@ -12,6 +12,7 @@ pub mod lazyfree;
 pub mod list;
 pub mod object;
 pub mod set;
+mod varint;
 pub mod zset;
 
 pub use dict::{Dict, EntryMut};

@@ -29,6 +29,8 @@ use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::ptr::NonNull;
 
+use super::varint;
+
 /// The conversion thresholds (Redis's `zset-max-listpack-*` directives).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -245,35 +247,6 @@ impl ZSet {
 // ---------------------------------------------------------------------------
 // listpack
 
-fn varint_len(mut n: usize) -> usize {
-    let mut len = 1;
-    while n >= 0x80 {
-        n >>= 7;
-        len += 1;
-    }
-    len
-}
-
-fn put_varint(out: &mut Vec<u8>, mut n: usize) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
-}
-
-/// Reads a varint from the start of `b`: (value, bytes used).
-fn get_varint(b: &[u8]) -> (usize, usize) {
-    let mut n = 0usize;
-    for (i, &byte) in b.iter().enumerate() {
-        n |= ((byte & 0x7f) as usize) << (7 * i);
-        if byte < 0x80 {
-            return (n, i + 1);
-        }
-    }
-    (n, b.len())
-}
-
 /// The small encoding: records in order in one buffer.
 #[derive(Debug, Clone, Default)]
 pub struct Packed {
@@ -286,7 +259,7 @@ impl Packed {
     fn at(&self, off: usize) -> (f64, &[u8], usize) {
         let mut s = [0u8; 8];
         s.copy_from_slice(&self.buf[off..off + 8]);
-        let (n, used) = get_varint(&self.buf[off + 8..]);
+        let (n, used) = varint::get(&self.buf[off + 8..], 0);
         let start = off + 8 + used;
         (
             f64::from_le_bytes(s),
@@ -334,9 +307,9 @@ impl Packed {
 
     fn record(member: &[u8], score: f64) -> Vec<u8> {
         let score = Self::packed_score(score);
-        let mut rec = Vec::with_capacity(8 + varint_len(member.len()) + member.len());
+        let mut rec = Vec::with_capacity(8 + varint::len(member.len()) + member.len());
         rec.extend_from_slice(&score.to_le_bytes());
-        put_varint(&mut rec, member.len());
+        varint::put(&mut rec, member.len());
         rec.extend_from_slice(member);
         rec
     }
@@ -361,7 +334,7 @@ impl Packed {
     fn push(&mut self, member: &[u8], score: f64) {
         self.buf
             .extend_from_slice(&Self::packed_score(score).to_le_bytes());
-        put_varint(&mut self.buf, member.len());
+        varint::put(&mut self.buf, member.len());
         self.buf.extend_from_slice(member);
         self.len += 1;
     }
@@ -405,7 +378,7 @@ unsafe impl Sync for Elem {}
 
 impl Elem {
     fn new(member: &[u8], score: f64) -> Elem {
-        let size = 8 + varint_len(member.len()) + member.len();
+        let size = 8 + varint::len(member.len()) + member.len();
         let layout = Layout::from_size_align(size, 1)
             .unwrap_or_else(|_| handle_alloc_error(Layout::new::<u8>()));
         // Safety: size is at least 9; the block is filled completely below.
@@ -416,7 +389,7 @@ impl Elem {
             };
             let mut head = Vec::with_capacity(18);
             head.extend_from_slice(&score.to_le_bytes());
-            put_varint(&mut head, member.len());
+            varint::put(&mut head, member.len());
             std::ptr::copy_nonoverlapping(head.as_ptr(), p.as_ptr(), head.len());
             std::ptr::copy_nonoverlapping(
                 member.as_ptr(),
@@ -451,7 +424,7 @@ impl Elem {
 impl Drop for Elem {
     fn drop(&mut self) {
         let len = self.member().len();
-        let size = 8 + varint_len(len) + len;
+        let size = 8 + varint::len(len) + len;
         // Safety: same size and alignment as allocated in `new`.
         unsafe { dealloc(self.0.as_ptr(), Layout::from_size_align_unchecked(size, 1)) }
     }
