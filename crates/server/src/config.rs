@@ -433,6 +433,8 @@ pub struct Config {
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
     pub requirepass_set: AtomicBool,
+    /// `appendfsync always`, checked before every reply of a write.
+    pub fsync_always: AtomicBool,
     /// Node size of lists: negative = bytes (-2 = 8 KB), positive = elements.
     pub list_max_listpack_size: AtomicI64,
     /// `notify-keyspace-events` as crate::pubsub::events bits.
@@ -503,6 +505,7 @@ impl Config {
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
             requirepass_set: AtomicBool::new(false),
+            fsync_always: AtomicBool::new(false),
             list_max_listpack_size: AtomicI64::new(0),
             notify_flags: AtomicU32::new(0),
             pubsub_limits: Default::default(),
@@ -650,6 +653,8 @@ impl Config {
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);
         self.requirepass_set.store(pass, Relaxed);
+        let always = find("appendfsync").is_some_and(|i| v[i] == "always");
+        self.fsync_always.store(always, Relaxed);
         let events = find("notify-keyspace-events")
             .and_then(|i| crate::pubsub::events::parse(&v[i]))
             .unwrap_or(0);

@@ -330,7 +330,7 @@ async fn wait_for(server: &Server, ticket: u64) {
     if ticket == 0 || !aof.enabled() {
         return;
     }
-    if server.config.get("appendfsync") != "always" {
+    if !server.config.fsync_always.load(Relaxed) {
         if aof.written_upto.load(Relaxed) >= ticket {
             return;
         }
@@ -367,7 +367,7 @@ pub fn before_reply_blocking(server: &Server, client: &Client) {
     if client.aof_ticket == 0 || !aof.enabled() {
         return;
     }
-    let always = server.config.get("appendfsync") == "always";
+    let always = server.config.fsync_always.load(Relaxed);
     aof.flush_as(client.aof_ticket, always, always);
 }
 
