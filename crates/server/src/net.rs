@@ -24,6 +24,7 @@ use tokio::task::JoinSet;
 use crate::blocking::{TimeoutReply, Wake};
 use crate::client::Client;
 use crate::command::{self, flags, Flow};
+use crate::gate::Held;
 use crate::Server;
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -450,62 +451,171 @@ async fn process(
         .store(crate::now_ms(), Relaxed);
     let mut pos = 0;
     loop {
-        let limits = Limits {
-            max_bulk_len: server.config.proto_max_bulk_len.load(Relaxed),
-            authenticated: client.authenticated,
-        };
-        let n = match parser.parse(&buf[pos..], &limits) {
-            Ok(Some(n)) => n,
-            Ok(None) => return (pos, Flow::Continue),
-            Err(e) => {
-                reply.error(&format!("ERR {e}"));
-                return (buf.len(), Flow::Close);
+        let flow = match run_ready(server, client, parser, buf, &mut pos, reply) {
+            Step::Incomplete => return (pos, Flow::Continue),
+            Step::Done(flow) => flow,
+            Step::Wait(start) => {
+                let mut argv: SmallVec<[&[u8]; 8]> = SmallVec::new();
+                parser.args(&buf[start..], &mut argv);
+                dispatch(server, client, &argv, reply).await
             }
         };
-        let mut argv: SmallVec<[&[u8]; 8]> = SmallVec::new();
-        parser.args(&buf[pos..], &mut argv);
-        pos += n;
-        if argv.is_empty() {
-            continue;
-        }
-        let flow = dispatch(server, client, &argv, reply).await;
-        if flow != Flow::Continue {
-            if let Flow::Sleep(d) = flow {
-                tokio::time::sleep(d).await;
-                continue;
-            }
-            return (pos, flow);
+        match flow {
+            Flow::Continue => {}
+            Flow::Sleep(d) => tokio::time::sleep(d).await,
+            flow => return (pos, flow),
         }
     }
 }
 
+/// How [`run_ready`] stopped.
+enum Step {
+    /// The rest of the buffer is not a whole request.
+    Incomplete,
+    /// A request ended with this flow (never Continue).
+    Done(Flow),
+    /// The request parsed at this offset has to wait (for a pause, a
+    /// running script, a contended gate or the script thread): it has not
+    /// run, and the parser still holds its arguments.
+    Wait(usize),
+}
+
+/// Runs the complete requests from `pos` on for as long as none has to
+/// wait, holding the gate from one to the next (crate::gate).
+fn run_ready(
+    server: &Server,
+    client: &mut Client,
+    parser: &mut RequestParser,
+    buf: &[u8],
+    pos: &mut usize,
+    reply: &mut Reply,
+) -> Step {
+    let mut held = Held::Nothing;
+    loop {
+        let limits = Limits {
+            max_bulk_len: server.config.proto_max_bulk_len.load(Relaxed),
+            authenticated: client.authenticated,
+        };
+        let start = *pos;
+        let n = match parser.parse(&buf[start..], &limits) {
+            Ok(Some(n)) => n,
+            Ok(None) => return Step::Incomplete,
+            Err(e) => {
+                reply.error(&format!("ERR {e}"));
+                *pos = buf.len();
+                return Step::Done(Flow::Close);
+            }
+        };
+        *pos += n;
+        let mut argv: SmallVec<[&[u8]; 8]> = SmallVec::new();
+        parser.args(&buf[start..], &mut argv);
+        if argv.is_empty() {
+            continue;
+        }
+        match try_dispatch(server, client, &argv, reply, &mut held) {
+            Some(Flow::Continue) => {}
+            Some(flow) => return Step::Done(flow),
+            None => return Step::Wait(start),
+        }
+    }
+}
+
+/// [`dispatch`] for a request that need not wait: None (with nothing done)
+/// when it must.
+fn try_dispatch<'a>(
+    server: &'a Server,
+    client: &mut Client,
+    argv: &[&[u8]],
+    reply: &mut Reply,
+    held: &mut Held<'a>,
+) -> Option<Flow> {
+    let resolved = server
+        .commands
+        .resolve(argv)
+        .and_then(|r| command::admit(server, client, &r).map(|()| r));
+    if let Ok(r) = &resolved {
+        if !queues(client, r) && server.clients.paused_until(writes(r)).is_some() {
+            return None;
+        }
+    }
+    let (mark, skip) = begin(client, reply);
+    let flow = match resolved {
+        Err(e) => rejected(client, reply, &e),
+        Ok(r) if queues(client, &r) => queue(client, argv, reply),
+        Ok(r) => {
+            client.shared.last_cmd.store(r.id, Relaxed);
+            match crate::scripting::try_execute(server, client, &r, argv, reply, held) {
+                Some(flow) => flow,
+                None => {
+                    client.skip_next = skip;
+                    return None;
+                }
+            }
+        }
+    };
+    end(client, reply, mark, skip);
+    Some(flow)
+}
+
 /// Resolves and runs one request, honouring CLIENT PAUSE and CLIENT REPLY.
 async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
-    // Messages published before this command reach the client before its
-    // reply, as they would from Redis's single output buffer.
+    let (mark, skip) = begin(client, reply);
+    let flow = match pipeline(server, client, argv, reply).await {
+        Ok(flow) => flow,
+        Err(e) => rejected(client, reply, &e),
+    };
+    end(client, reply, mark, skip);
+    flow
+}
+
+/// Starts a request's reply: messages published before it reach the
+/// client first, as they would from Redis's single output buffer. Returns
+/// where its reply starts and whether CLIENT REPLY SKIP drops it.
+fn begin(client: &mut Client, reply: &mut Reply) -> (usize, bool) {
     let sub = &client.shared.pubsub;
     if sub.has_pending() {
         let messages = sub.take();
         sub.written(messages.len());
         reply.buf.extend_from_slice(&messages);
     }
-    let mark = reply.buf.len();
-    let skip = std::mem::take(&mut client.skip_next);
-    let flow = match pipeline(server, client, argv, reply).await {
-        Ok(flow) => flow,
-        Err(e) => {
-            // A command rejected while queueing dooms the transaction.
-            if let Some(multi) = client.multi.as_mut() {
-                multi.aborted = true;
-            }
-            reply.error(&e.text());
-            Flow::Continue
-        }
-    };
+    (reply.buf.len(), std::mem::take(&mut client.skip_next))
+}
+
+/// Drops the request's reply if CLIENT REPLY says so.
+fn end(client: &Client, reply: &mut Reply, mark: usize, skip: bool) {
     if skip || client.reply_off {
         reply.buf.truncate(mark);
     }
-    flow
+}
+
+/// Answers a request rejected before it ran; one rejected while queueing
+/// dooms the transaction.
+fn rejected(client: &mut Client, reply: &mut Reply, e: &command::CmdError) -> Flow {
+    if let Some(multi) = client.multi.as_mut() {
+        multi.aborted = true;
+    }
+    reply.error(&e.text());
+    Flow::Continue
+}
+
+/// Whether `r` is queued by an open MULTI rather than run.
+fn queues(client: &Client, r: &command::Resolved) -> bool {
+    client.multi.is_some() && !r.cmd.has(flags::TXN_CONTROL)
+}
+
+fn queue(client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
+    if let Some(multi) = client.multi.as_mut() {
+        multi
+            .commands
+            .push(argv.iter().map(|a| a.to_vec()).collect());
+    }
+    reply.simple("QUEUED");
+    Flow::Continue
+}
+
+/// Whether CLIENT PAUSE WRITE holds `r` back.
+fn writes(r: &command::Resolved) -> bool {
+    r.cmd.has(flags::WRITE) || r.cmd.has(flags::MAY_REPLICATE)
 }
 
 /// The ordered checks every request goes through, as Redis's
@@ -520,17 +630,10 @@ async fn pipeline(
 ) -> Result<Flow, command::CmdError> {
     let r = server.commands.resolve(argv)?;
     command::admit(server, client, &r)?;
-    if let Some(multi) = client.multi.as_mut() {
-        if !r.cmd.has(flags::TXN_CONTROL) {
-            multi
-                .commands
-                .push(argv.iter().map(|a| a.to_vec()).collect());
-            reply.simple("QUEUED");
-            return Ok(Flow::Continue);
-        }
+    if queues(client, &r) {
+        return Ok(queue(client, argv, reply));
     }
-    let write = r.cmd.has(flags::WRITE) || r.cmd.has(flags::MAY_REPLICATE);
-    while let Some(until) = server.clients.paused_until(write) {
+    while let Some(until) = server.clients.paused_until(writes(&r)) {
         let wait = Duration::from_millis((until - crate::now_ms()).max(1) as u64);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -77,6 +77,7 @@ use tokio::sync::Notify;
 
 use crate::client::{Client, ClientShared};
 use crate::command::{self, flags, CmdError, Flow, Resolved};
+use crate::gate::Held;
 use crate::Server;
 
 pub use engine::{Engine, FunctionInfo, Library, RestorePolicy, Target};
@@ -475,39 +476,83 @@ pub async fn execute(
             // Past the threshold, allow-busy commands run beside the script.
             return Ok(command::execute(server, client, reply, r, argv));
         }
-        if r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some() {
-            let Some(all) = server.gates.try_exclusive_for(GATE_WAIT) else {
+        let flow = {
+            let mut held = Held::Nothing;
+            let exclusive = needs_exclusive(server, r);
+            if !server.gates.hold(&mut held, client.gate, exclusive, GATE_WAIT) {
                 continue;
-            };
-            let busy = &server.scripting.busy;
-            // The overflow loop also accepts connections: a script that
-            // could hold it runs on the script thread.
-            let budget = if client.gate < server.threads {
-                inline_budget(server)
-            } else {
-                -1
-            };
-            busy.inline_budget_ms.store(budget, SeqCst);
-            busy.inline_loop.store(client.gate, SeqCst);
-            let flow = command::execute(server, client, reply, r, argv);
-            busy.inline_budget_ms.store(0, SeqCst);
-            drop(all);
-            if flow != Flow::Offload {
-                return Ok(flow);
             }
-            if let Some(flow) = server.scripting.offload(client, argv, reply).await {
-                return Ok(flow);
-            }
-            continue;
+            run_held(server, client, r, argv, reply)
+        };
+        if flow != Flow::Offload {
+            return Ok(flow);
         }
-        if r.cmd.has(flags::EXCLUSIVE) {
-            if let Some(_all) = server.gates.try_exclusive_for(GATE_WAIT) {
-                return Ok(command::execute(server, client, reply, r, argv));
-            }
-        } else if let Some(_mine) = server.gates.try_shared_for(client.gate, GATE_WAIT) {
-            return Ok(command::execute(server, client, reply, r, argv));
+        if let Some(flow) = server.scripting.offload(client, argv, reply).await {
+            return Ok(flow);
         }
     }
+}
+
+/// [`execute`] without waiting: runs the command under `held` (taking
+/// what it lacks) unless a script is running, the gate is not free, or
+/// the command is a script that must move to the script thread. None means
+/// nothing happened and the caller must go through [`execute`].
+pub fn try_execute<'a>(
+    server: &'a Server,
+    client: &mut Client,
+    r: &Resolved,
+    argv: &[&[u8]],
+    reply: &mut Reply,
+    held: &mut Held<'a>,
+) -> Option<Flow> {
+    if server.scripting.busy.since().is_some() {
+        return None;
+    }
+    let exclusive = needs_exclusive(server, r);
+    if !server.gates.hold(held, client.gate, exclusive, GATE_WAIT) {
+        return None;
+    }
+    // A script may have started (on the script thread) before the gate
+    // was ours; then it has ended, as it held every gate.
+    match run_held(server, client, r, argv, reply) {
+        Flow::Offload => None,
+        flow => Some(flow),
+    }
+}
+
+/// Whether `r` takes every gate: EXEC and the like, and scripts when they
+/// can start on their loop.
+fn needs_exclusive(server: &Server, r: &Resolved) -> bool {
+    r.cmd.has(flags::EXCLUSIVE)
+        || (r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some())
+}
+
+/// Runs `r` with its gate held: a script inline within its budget
+/// (Flow::Offload when it must start over on the script thread), anything
+/// else as is.
+fn run_held(
+    server: &Server,
+    client: &mut Client,
+    r: &Resolved,
+    argv: &[&[u8]],
+    reply: &mut Reply,
+) -> Flow {
+    if !(r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some()) {
+        return command::execute(server, client, reply, r, argv);
+    }
+    let busy = &server.scripting.busy;
+    // The overflow loop also accepts connections: a script that could
+    // hold it runs on the script thread.
+    let budget = if client.gate < server.threads {
+        inline_budget(server)
+    } else {
+        -1
+    };
+    busy.inline_budget_ms.store(budget, SeqCst);
+    busy.inline_loop.store(client.gate, SeqCst);
+    let flow = command::execute(server, client, reply, r, argv);
+    busy.inline_budget_ms.store(0, SeqCst);
+    flow
 }
 
 /// How long a script may run on the event loop that received it (ms; 0:
