@@ -427,6 +427,8 @@ pub struct Config {
     pub timeout_secs: AtomicU64,
     pub hz: AtomicU64,
     pub slowlog_slower_than: AtomicI64,
+    /// `busy-reply-threshold` (ms), read for every script.
+    pub busy_reply_threshold: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
     pub set_max_intset_entries: AtomicU64,
@@ -499,6 +501,7 @@ impl Config {
             timeout_secs: AtomicU64::new(0),
             hz: AtomicU64::new(0),
             slowlog_slower_than: AtomicI64::new(0),
+            busy_reply_threshold: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
             set_max_intset_entries: AtomicU64::new(0),
@@ -633,6 +636,8 @@ impl Config {
         self.hz.store(num("hz") as u64, Relaxed);
         self.slowlog_slower_than
             .store(num("slowlog-log-slower-than"), Relaxed);
+        self.busy_reply_threshold
+            .store(num("busy-reply-threshold"), Relaxed);
         self.slowlog_max_len
             .store(num("slowlog-max-len") as u64, Relaxed);
         self.latency_threshold_ms

@@ -47,7 +47,13 @@ impl Gates {
     /// exclusively or not, taking (within `wait`) what is missing. An
     /// exclusive hold covers ordinary commands too. False when the gate was
     /// not free in time; `held` is then empty.
-    pub fn hold<'a>(&'a self, held: &mut Held<'a>, index: usize, exclusive: bool, wait: Duration) -> bool {
+    pub fn hold<'a>(
+        &'a self,
+        held: &mut Held<'a>,
+        index: usize,
+        exclusive: bool,
+        wait: Duration,
+    ) -> bool {
         match (&*held, exclusive) {
             (Held::Exclusive(_), _) | (Held::Shared(_), false) => return true,
             _ => {}

@@ -246,9 +246,9 @@ const RO_WITH_WRITE_FLAG: CmdError =
 /// for an unknown SHA1.
 fn eval(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let (keys, rest) = split_keys(argv)?;
-    let name = argv[0].to_ascii_lowercase();
-    let by_sha = name.starts_with(b"evalsha");
-    let ro = name.ends_with(b"_ro");
+    let name = argv[0];
+    let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
+    let ro = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
     let scripting = &ctx.server.scripting;
     scripting.with_engine(|engine| {
         let (sha, (function, sflags)) = if by_sha {

@@ -4,12 +4,14 @@
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::rc::Rc;
+use std::ffi::c_int;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::Arc;
 
 use ferrokv_resp::{Protocol, Reply};
-use mlua::{Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState};
+use mlua::{
+    ffi, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+};
 
 use super::{convert, libs, script_flags, Busy, Interrupt};
 use crate::client::Client;
@@ -88,35 +90,35 @@ pub struct Engine {
     /// budget (see crate::scripting): they start on the script thread.
     slow: HashSet<String>,
     pub libraries: BTreeMap<String, Library>,
+    /// The reply buffer of `redis.call`, kept from run to run.
+    call_reply: Reply,
 }
 
-/// What every run uses: prelude.lua's runners, the table EVAL scripts
-/// find KEYS and ARGV in, and the names of the per-run fields as Lua
-/// strings (pushing a cached string skips Lua's string interning).
+/// What every run uses: prelude.lua's runners and the table EVAL scripts
+/// find KEYS and ARGV in.
 struct Hot {
-    /// `redis.call`'s Rust side, made once; it finds what to work on in
-    /// `site`.
-    call_fn: Function,
-    site: Rc<Cell<Option<CallSite>>>,
     run: Function,
     run_eval: Function,
     eval_vars: Table,
-    call: mlua::String,
-    resp: mlua::String,
-    keys: mlua::String,
-    argv: mlua::String,
 }
 
 /// What `redis.call` works on while a script runs: set by [`Engine::run`]
-/// around its call into Lua, empty otherwise. Raw pointers because the
-/// function outlives any one run; a scoped closure per run (mlua's safe
-/// way to lend borrows to Lua) cost more than the rest of a short script.
+/// around its call into Lua on the thread that runs it, empty otherwise.
+/// Raw pointers because `redis.call` is made once and outlives any one
+/// run; a scoped closure per run (mlua's safe way to lend borrows to Lua)
+/// cost more than the rest of a short script.
 #[derive(Clone, Copy)]
 struct CallSite {
     server: *const Server,
     client: *mut Client,
     busy: *const Busy,
+    /// The reply buffer every `redis.call` of the run reuses.
+    reply: *mut Reply,
     read_only: bool,
+}
+
+thread_local! {
+    static SITE: Cell<Option<CallSite>> = const { Cell::new(None) };
 }
 
 // SAFETY: the VM is built without mlua's `send` feature, whose internal
@@ -134,32 +136,15 @@ fn err_table(lua: &Lua, text: &str) -> mlua::Result<Value> {
     Ok(Value::Table(t))
 }
 
-/// A Lua array of byte strings (KEYS, ARGV), built with the C API: through
-/// mlua's values each string cost a reference slot and two copies, more
-/// than the rest of a short script's set-up.
-fn sequence(lua: &Lua, items: &[&[u8]]) -> mlua::Result<Table> {
-    let n = std::ffi::c_int::try_from(items.len()).unwrap_or(0);
-    // SAFETY: exec_raw runs the closure in protected mode with room for
-    // three stack slots; it uses two (the table and one string at a time),
-    // and holds nothing that needs dropping if Lua raises (out of memory).
-    unsafe {
-        lua.exec_raw((), |state| {
-            mlua::ffi::lua_createtable(state, n, 0);
-            for (i, item) in items.iter().enumerate() {
-                mlua::ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
-                mlua::ffi::lua_rawseti(state, -2, (i + 1) as mlua::ffi::lua_Integer);
-            }
-        })
-    }
-}
-
-/// Lua's own string form of a string or number argument (`%.14g` for
-/// numbers), or None for other types.
-fn arg_string(lua: &Lua, v: &Value) -> Option<mlua::String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Integer(_) | Value::Number(_) => lua.coerce_string(v.clone()).ok().flatten(),
-        _ => None,
+/// Pushes a Lua array of byte strings (KEYS, ARGV).
+///
+/// # Safety
+/// `state` needs two free stack slots.
+unsafe fn push_sequence(state: *mut ffi::lua_State, items: &[&[u8]]) {
+    ffi::lua_createtable(state, c_int::try_from(items.len()).unwrap_or(0), 0);
+    for (i, item) in items.iter().enumerate() {
+        ffi::lua_pushlstring(state, item.as_ptr().cast(), item.len());
+        ffi::lua_rawseti(state, -2, (i + 1) as ffi::lua_Integer);
     }
 }
 
@@ -174,6 +159,16 @@ impl Engine {
         let lua = unsafe { Lua::unsafe_new_with(libs, LuaOptions::default()) };
         let internal = lua.create_table()?;
         internal.raw_set("functions", lua.create_table()?)?;
+        for (name, raise) in [("call", true), ("pcall", false)] {
+            // SAFETY: pushes one C closure over the three values pushed as
+            // its upvalues.
+            let f: Function = unsafe {
+                lua.exec_raw((&internal, "resp", raise), |state| {
+                    ffi::lua_pushcclosure(state, redis_call, 3);
+                })?
+            };
+            internal.raw_set(name, f)?;
+        }
         let rust = libs::rust_table(&lua)?;
         let debug: Table = lua.globals().raw_get("debug")?;
         lua.load(PRELUDE)
@@ -187,47 +182,10 @@ impl Engine {
                 None => Ok(VmState::Continue),
             },
         );
-        let site: Rc<Cell<Option<CallSite>>> = Rc::new(Cell::new(None));
-        let call_fn = {
-            let (site, internal) = (site.clone(), internal.clone());
-            lua.create_function(move |lua, args: MultiValue| {
-                // Taken, not copied: a nested call finds the slot empty
-                // instead of a second `&mut` to the same client.
-                let Some(s) = site.take() else {
-                    return Err(mlua::Error::runtime(
-                        "redis.call is only available while a script runs",
-                    ));
-                };
-                // SAFETY: Engine::run fills the slot with pointers to
-                // values that outlive its call into Lua and empties it
-                // before they go; this function only runs inside that call
-                // (Lua code runs nowhere else), on the thread that holds
-                // the engine; and taking the slot keeps the `&mut` unique.
-                let out = unsafe {
-                    call(
-                        lua,
-                        &*s.server,
-                        &mut *s.client,
-                        &internal,
-                        s.read_only,
-                        &*s.busy,
-                        args,
-                    )
-                };
-                site.set(Some(s));
-                out
-            })?
-        };
         let hot = Hot {
-            call_fn,
-            site,
             run: internal.raw_get("run")?,
             run_eval: internal.raw_get("run_eval")?,
             eval_vars: internal.raw_get("eval_vars")?,
-            call: lua.create_string("call")?,
-            resp: lua.create_string("resp")?,
-            keys: lua.create_string("KEYS")?,
-            argv: lua.create_string("ARGV")?,
         };
         Ok(Engine {
             lua,
@@ -237,6 +195,7 @@ impl Engine {
             scripts: HashMap::new(),
             slow: HashSet::new(),
             libraries: BTreeMap::new(),
+            call_reply: Reply::new(Protocol::Resp2),
         })
     }
 
@@ -504,46 +463,98 @@ impl Engine {
     /// The script's commands run through the command table as a client of
     /// their own (SELECT inside a script does not leak to the caller).
     pub fn run(&mut self, ctx: &mut Ctx<'_>, busy: &Busy, t: Target<'_>) -> Result<(), CmdError> {
-        let lua = &self.lua;
         let server = ctx.server;
         let mut client = Client::on_behalf_of(ctx.client.shared.clone(), ctx.client.db);
-        let read_only = t.read_only;
         let hot = &self.hot;
         let reply = &mut *ctx.reply;
-        hot.site.set(Some(CallSite {
+        SITE.set(Some(CallSite {
             server,
             client: &mut client,
             busy,
-            read_only,
+            reply: &mut self.call_reply,
+            read_only: t.read_only,
         }));
-        let outcome = (|| {
-            self.internal.raw_set(&hot.call, &hot.call_fn)?;
-            self.internal.raw_set(&hot.resp, 2)?;
-            let (keys, args) = (sequence(lua, t.keys)?, sequence(lua, t.args)?);
-            let result = if t.eval {
-                let vars = &hot.eval_vars;
-                vars.raw_set(&hot.keys, keys)?;
-                vars.raw_set(&hot.argv, args)?;
-                let r = hot.run_eval.call::<(bool, Value)>(&t.function);
-                vars.raw_set(&hot.keys, Value::Nil)?;
-                vars.raw_set(&hot.argv, Value::Nil)?;
-                r
-            } else {
-                hot.run.call::<(bool, Value)>((&t.function, keys, args))
-            };
-            let (ok, value) = result?;
-            if busy.moved() {
-                return Ok(None);
-            }
-            if ok {
-                let resp3 = matches!(self.internal.raw_get::<i64>(&hot.resp), Ok(3));
-                convert::lua_to_reply(lua, &value, reply, resp3);
-                return Ok(None);
-            }
-            Ok(Some(failure(&value, t.name, busy.killed())))
-        })();
-        hot.site.set(None);
-        let _ = self.internal.raw_set(&hot.call, Value::Nil);
+        let runner = if t.eval { &hot.run_eval } else { &hot.run };
+        let (keys, args, eval) = (t.keys, t.args, t.eval);
+        // SAFETY: the closure runs in protected mode on the stack exec_raw
+        // made: 1 runner, 2 script, 3 eval_vars, 4 internal, 5 "resp",
+        // 6 "KEYS", 7 "ARGV". It checks for the room it uses, and holds no
+        // value with a destructor, so a Lua error (out of memory) may jump
+        // out of it. It leaves (true) or (false, error) for exec_raw to
+        // return.
+        let outcome = unsafe {
+            self.lua.exec_raw::<(bool, Value)>(
+                (runner, &t.function, &hot.eval_vars, &self.internal),
+                |state| {
+                    ffi::lua_settop(state, 4);
+                    if ffi::lua_checkstack(state, 10) == 0 {
+                        ffi::lua_settop(state, 0);
+                        ffi::lua_pushboolean(state, 0);
+                        ffi::lua_pushnil(state);
+                        return;
+                    }
+                    ffi::lua_pushlstring(state, c"resp".as_ptr(), 4);
+                    ffi::lua_pushlstring(state, c"KEYS".as_ptr(), 4);
+                    ffi::lua_pushlstring(state, c"ARGV".as_ptr(), 4);
+                    // redis.setresp lasts for one run.
+                    ffi::lua_pushvalue(state, 5);
+                    ffi::lua_pushinteger(state, 2);
+                    ffi::lua_rawset(state, 4);
+                    ffi::lua_pushvalue(state, 1);
+                    ffi::lua_pushvalue(state, 2);
+                    let nargs = if eval {
+                        for (name, items) in [(6, keys), (7, args)] {
+                            ffi::lua_pushvalue(state, name);
+                            push_sequence(state, items);
+                            ffi::lua_rawset(state, 3);
+                        }
+                        1
+                    } else {
+                        push_sequence(state, keys);
+                        push_sequence(state, args);
+                        3
+                    };
+                    let status = ffi::lua_pcall(state, nargs, 2, 0);
+                    if eval {
+                        for name in [6, 7] {
+                            ffi::lua_pushvalue(state, name);
+                            ffi::lua_pushnil(state);
+                            ffi::lua_rawset(state, 3);
+                        }
+                    }
+                    if status != 0 {
+                        // Only a failure of the runner itself: the script's
+                        // own errors come back as (false, table).
+                        ffi::lua_settop(state, 0);
+                        ffi::lua_pushboolean(state, 0);
+                        ffi::lua_pushnil(state);
+                        return;
+                    }
+                    let ok = ffi::lua_toboolean(state, -2) != 0;
+                    if ok && !busy.moved() {
+                        ffi::lua_pushvalue(state, 5);
+                        ffi::lua_rawget(state, 4);
+                        let resp3 = ffi::lua_tointeger(state, -1) == 3;
+                        ffi::lua_pop(state, 1);
+                        let top = ffi::lua_gettop(state);
+                        convert::write_lua(state, top, reply, resp3);
+                    }
+                    if ok {
+                        ffi::lua_settop(state, 0);
+                        ffi::lua_pushboolean(state, 1);
+                    } else {
+                        // (false, error) from 8 and 9 down to 1 and 2.
+                        ffi::lua_replace(state, 2);
+                        ffi::lua_replace(state, 1);
+                        ffi::lua_settop(state, 2);
+                    }
+                },
+            )
+        };
+        SITE.set(None);
+        if self.call_reply.buf.capacity() > CALL_REPLY_KEEP {
+            self.call_reply.buf = Vec::new();
+        }
         // The script's writes are propagated by EVAL/FCALL as one group.
         ctx.client.propagated.append(&mut client.propagated);
         if busy.moved() {
@@ -551,12 +562,16 @@ impl Engine {
             return Ok(());
         }
         match outcome {
-            Ok(None) => Ok(()),
-            Ok(Some(text)) => Err(CmdError::Owned(text)),
+            Ok((true, _)) => Ok(()),
+            Ok((false, err)) => Err(CmdError::Owned(failure(&err, t.name, busy.killed()))),
             Err(e) => Err(internal_error(e)),
         }
     }
 }
+
+/// A `redis.call` reply buffer larger than this is not kept for the next
+/// run.
+const CALL_REPLY_KEEP: usize = 64 * 1024;
 
 /// The error reply of a script that raised `err` (a table made by the
 /// error handler): the message, then where it happened, as Redis prints it.
@@ -588,97 +603,153 @@ fn error_field(err: &Value) -> String {
     }
 }
 
-/// redis.call / redis.pcall: runs one command; (true, reply) or (false,
-/// error table).
-fn call(
-    lua: &Lua,
-    server: &Server,
-    client: &mut Client,
-    internal: &Table,
-    read_only: bool,
-    busy: &Busy,
-    args: MultiValue,
-) -> mlua::Result<(bool, Value)> {
-    if args.is_empty() {
-        return Ok((
-            false,
-            err_table(
-                lua,
-                "Please specify at least one argument for this redis lib call",
-            )?,
-        ));
-    }
-    // The command reads the Lua strings in place: no copy per argument.
-    let mut strings: smallvec::SmallVec<[mlua::String; 8]> = smallvec::SmallVec::new();
-    for a in args.iter() {
-        match arg_string(lua, a) {
-            Some(s) => strings.push(s),
-            None => {
-                return Ok((
-                    false,
-                    err_table(
-                        lua,
-                        "Lua redis lib command arguments must be strings or integers",
-                    )?,
-                ))
-            }
+/// `redis.call` and `redis.pcall`: runs one command and returns its reply
+/// as a Lua value; a failure (Redis's error reply, or a call Redis
+/// refuses) is an `{err=...}` table, which redis.call raises and
+/// redis.pcall returns. Upvalues: prelude's internal table and "resp"
+/// (where redis.setresp leaves the protocol for the command's reply), and
+/// whether to raise.
+///
+/// Plain C API instead of an mlua callback: arguments are read where they
+/// lie on the stack and the reply is built there, with no reference slots,
+/// no value conversions and no closure made per call, which cost more than
+/// a short command.
+unsafe extern "C-unwind" fn redis_call(state: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(state);
+    // Numbers become strings in place (Lua's own `%.14g`) before any Rust
+    // value with a destructor exists: converting may raise out of memory.
+    for i in 1..=n {
+        if ffi::lua_type(state, i) == ffi::LUA_TNUMBER {
+            ffi::lua_tolstring(state, i, std::ptr::null_mut());
         }
     }
+    let raise = ffi::lua_toboolean(state, ffi::lua_upvalueindex(3)) != 0;
+    if ffi::lua_checkstack(state, 8) == 0 {
+        push_err(
+            state,
+            "Lua stack overflow calling Redis command from script",
+        );
+        return fail(state, raise);
+    }
+    ffi::lua_pushvalue(state, ffi::lua_upvalueindex(2));
+    ffi::lua_rawget(state, ffi::lua_upvalueindex(1));
+    let resp3 = ffi::lua_tointeger(state, -1) == 3;
+    ffi::lua_pop(state, 1);
+    let outcome =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_call(state, n, resp3)))
+            .unwrap_or(Err("Internal error running Redis command from script"));
+    match outcome {
+        Ok((data, len)) => {
+            // SAFETY: the reply buffer of the run's call site, which
+            // nothing touches until this call returns.
+            let reply = std::slice::from_raw_parts(data, len);
+            convert::push_reply(state, reply);
+            if reply.first() == Some(&b'-') {
+                return fail(state, raise);
+            }
+            1
+        }
+        Err(text) => {
+            push_err(state, text);
+            fail(state, raise)
+        }
+    }
+}
+
+/// Ends [`redis_call`] with the error table on top: raised as is (no
+/// position: the error handler finds the script line) or returned. No Rust
+/// value with a destructor lives in the frames Lua's error jump leaves.
+unsafe fn fail(state: *mut ffi::lua_State, raise: bool) -> c_int {
+    if raise {
+        ffi::lua_error(state);
+    }
+    1
+}
+
+/// Pushes {err="ERR " .. text}.
+unsafe fn push_err(state: *mut ffi::lua_State, text: &str) {
+    ffi::lua_createtable(state, 0, 1);
+    ffi::lua_pushlstring(state, c"err".as_ptr(), 3);
+    ffi::lua_pushlstring(state, c"ERR ".as_ptr(), 4);
+    ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
+    ffi::lua_concat(state, 2);
+    ffi::lua_rawset(state, -3);
+}
+
+/// The Rust part of [`redis_call`]: runs the command named by stack slots
+/// 1..=n and returns where its reply lies (in the call site's buffer), or
+/// the error text for a call Redis refuses.
+unsafe fn run_call(
+    state: *mut ffi::lua_State,
+    n: c_int,
+    resp3: bool,
+) -> Result<(*const u8, usize), &'static str> {
+    if n == 0 {
+        return Err("Please specify at least one argument for this redis lib call");
+    }
+    let Some(site) = SITE.get() else {
+        return Err("redis.call is only available while a script runs");
+    };
+    let mut argv: smallvec::SmallVec<[&[u8]; 8]> = smallvec::SmallVec::new();
+    for i in 1..=n {
+        if ffi::lua_type(state, i) != ffi::LUA_TSTRING {
+            return Err("Lua redis lib command arguments must be strings or integers");
+        }
+        let mut len = 0;
+        let data = ffi::lua_tolstring(state, i, &mut len);
+        // SAFETY: the string stays on the stack until this call returns.
+        argv.push(std::slice::from_raw_parts(data.cast(), len));
+    }
+    // SAFETY: Engine::run set the site to values that outlive its call
+    // into Lua and clears it before they go; this runs inside that call, on
+    // its thread. The site is taken while the command runs, so a nested
+    // call (none can happen: commands do not run Lua) would find it empty
+    // rather than make a second `&mut`.
+    SITE.set(None);
+    let out = run_command(&site, &argv, resp3);
+    SITE.set(Some(site));
+    out
+}
+
+/// Runs one command for `redis.call` after Redis's checks.
+unsafe fn run_command(
+    site: &CallSite,
+    argv: &[&[u8]],
+    resp3: bool,
+) -> Result<(*const u8, usize), &'static str> {
+    let (server, client, busy) = (&*site.server, &mut *site.client, &*site.busy);
     if busy.moved() {
         // The inline run is void; running more of it could leak effects.
-        return Err(mlua::Error::runtime(MOVED));
+        return Err(MOVED.trim_start_matches("ERR "));
     }
-    let borrowed: smallvec::SmallVec<[mlua::BorrowedBytes<'_>; 8]> =
-        strings.iter().map(|s| s.as_bytes()).collect();
-    let argv: smallvec::SmallVec<[&[u8]; 8]> = borrowed.iter().map(|b| &b[..]).collect();
-    let r = match server.commands.resolve(&argv) {
+    let r = match server.commands.resolve(argv) {
         Ok(r) => r,
         Err(CmdError::WrongArity(_)) => {
-            return Ok((
-                false,
-                err_table(
-                    lua,
-                    "Wrong number of args calling Redis command from script",
-                )?,
-            ))
+            return Err("Wrong number of args calling Redis command from script")
         }
-        Err(_) => {
-            return Ok((
-                false,
-                err_table(lua, "Unknown Redis command called from script")?,
-            ))
-        }
+        Err(_) => return Err("Unknown Redis command called from script"),
     };
     if r.cmd.has(flags::NOSCRIPT) {
-        return Ok((
-            false,
-            err_table(lua, "This Redis command is not allowed from script")?,
-        ));
+        return Err("This Redis command is not allowed from script");
     }
     if r.cmd.has(flags::WRITE) {
-        if read_only {
-            return Ok((
-                false,
-                err_table(
-                    lua,
-                    "Write commands are not allowed from read-only scripts.",
-                )?,
-            ));
+        if site.read_only {
+            return Err("Write commands are not allowed from read-only scripts.");
         }
         busy.wrote.store(true, SeqCst);
     }
     if r.cmd.flags & (flags::WRITE | flags::MAY_REPLICATE | flags::PUBSUB | flags::ADMIN) != 0 {
         busy.effects();
     }
-    let proto = match internal.raw_get::<i64>("resp") {
-        Ok(3) => Protocol::Resp3,
-        _ => Protocol::Resp2,
+    let reply = &mut *site.reply;
+    reply.buf.clear();
+    reply.proto = if resp3 {
+        Protocol::Resp3
+    } else {
+        Protocol::Resp2
     };
-    let mut reply = Reply::new(proto);
-    command::run_in_transaction(server, client, &mut reply, &r, &argv);
-    let value = convert::reply_to_lua(lua, &reply.buf)?;
-    let failed = reply.buf.first() == Some(&b'-');
-    Ok((!failed, value))
+    command::run_in_transaction(server, client, reply, &r, argv);
+    Ok((reply.buf.as_ptr(), reply.buf.len()))
 }
 
 /// Reads redis.register_function's arguments: positional (name, callback)

@@ -479,7 +479,10 @@ pub async fn execute(
         let flow = {
             let mut held = Held::Nothing;
             let exclusive = needs_exclusive(server, r);
-            if !server.gates.hold(&mut held, client.gate, exclusive, GATE_WAIT) {
+            if !server
+                .gates
+                .hold(&mut held, client.gate, exclusive, GATE_WAIT)
+            {
                 continue;
             }
             run_held(server, client, r, argv, reply)
@@ -561,7 +564,7 @@ fn run_held(
 /// it can be told BUSY apart, killed, and outlived by its loop's other
 /// clients; a script that has written must finish where it is.
 fn inline_budget(server: &Server) -> i64 {
-    match server.config.get_i64("busy-reply-threshold") {
+    match server.config.busy_reply_threshold.load(Relaxed) {
         t if t <= 0 => 0,
         t => (t / 2).clamp(1, INLINE_BUDGET_MS),
     }
@@ -586,7 +589,7 @@ async fn wait_for_script(server: &Server, r: &Resolved) -> Result<bool, CmdError
         let Some(since) = busy.since() else {
             return Ok(false);
         };
-        let threshold = server.config.get_i64("busy-reply-threshold");
+        let threshold = server.config.busy_reply_threshold.load(Relaxed);
         let elapsed = crate::now_ms() - since;
         if threshold > 0 && elapsed >= threshold {
             if r.cmd.has(flags::ALLOW_BUSY) {
@@ -610,6 +613,6 @@ async fn wait_for_script(server: &Server, r: &Resolved) -> Result<bool, CmdError
 /// without NOSAVE refuses then).
 pub fn busy_error(server: &Server) -> Option<CmdError> {
     let since = server.scripting.busy.since()?;
-    let threshold = server.config.get_i64("busy-reply-threshold");
+    let threshold = server.config.busy_reply_threshold.load(Relaxed);
     (threshold > 0 && crate::now_ms() - since >= threshold).then(|| server.scripting.busy.error())
 }

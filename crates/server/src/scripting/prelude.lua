@@ -76,12 +76,10 @@ local redis = {
   REDIS_VERSION = rust.version, REDIS_VERSION_NUM = rust.version_num,
 }
 
-redis.call = lift(function(...) return internal.call(...) end)
-
-redis.pcall = function(...)
-  local _, r = internal.call(...)
-  return r
-end
+-- C functions made by scripting::engine (redis.call raises what
+-- redis.pcall returns).
+redis.call = internal.call
+redis.pcall = internal.pcall
 
 redis.sha1hex = lift(rust.sha1hex)
 redis.log = lift(rust.log)
