@@ -2,6 +2,7 @@
 //! FCALL_RO, FUNCTION. The VM and how scripts share the server with other
 //! clients are in crate::scripting.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering::SeqCst;
 
 use super::persistence::payload_error;
@@ -250,21 +251,26 @@ fn eval(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let by_sha = name.len() >= 7 && name[..7].eq_ignore_ascii_case(b"evalsha");
     let ro = name.len() >= 3 && name[name.len() - 3..].eq_ignore_ascii_case(b"_ro");
     let scripting = &ctx.server.scripting;
+    // A SHA1 is looked up lower-cased, in place: no allocation per call.
+    let mut lower = [0u8; 40];
     scripting.with_engine(|engine| {
         let (sha, (function, sflags)) = if by_sha {
-            let sha = String::from_utf8_lossy(argv[1]).to_ascii_lowercase();
-            match engine.script(&sha) {
-                Some(found) => (sha, found),
-                None => {
-                    return Err(CmdError::Static(
-                        "NOSCRIPT No matching script. Please use EVAL.",
-                    ))
-                }
-            }
+            let found = if argv[1].len() == lower.len() {
+                lower.copy_from_slice(argv[1]);
+                lower.make_ascii_lowercase();
+                std::str::from_utf8(&lower)
+                    .ok()
+                    .and_then(|sha| Some((Cow::Borrowed(sha), engine.script(sha)?)))
+            } else {
+                None
+            };
+            found.ok_or(CmdError::Static(
+                "NOSCRIPT No matching script. Please use EVAL.",
+            ))?
         } else {
             let sha = sha1_hex(argv[1]);
             let found = engine.load_script(&sha, argv[1])?;
-            (sha, found)
+            (Cow::Owned(sha), found)
         };
         let compat = sflags & script_flags::EVAL_COMPAT != 0;
         let no_writes = sflags & script_flags::NO_WRITES != 0;

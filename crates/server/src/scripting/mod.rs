@@ -113,10 +113,12 @@ pub mod script_flags {
 
 /// Lower-case hex SHA1, as Redis names scripts.
 pub fn sha1_hex(data: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha1::digest(data);
     let mut s = String::with_capacity(40);
     for b in digest {
-        s.push_str(&format!("{b:02x}"));
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }
@@ -186,6 +188,8 @@ pub struct Busy {
     /// An EVAL script (SCRIPT KILL) rather than a function (FUNCTION KILL).
     eval: AtomicBool,
     done: Notify,
+    /// Clients waiting in wait_for_script for `done`.
+    waiting: AtomicUsize,
     running: Mutex<Running>,
 }
 
@@ -209,16 +213,19 @@ impl Busy {
         self.hook.effects.store(true, SeqCst);
     }
 
+    // The fields are set with relaxed stores and published by the
+    // sequentially consistent store of `since_ms` (read first by every
+    // other thread): one fence per script instead of one per field.
     fn start(&self, name: &str, argv: &[&[u8]], eval: bool, now_ms: i64) {
         let h = &self.hook;
-        h.kill.store(false, SeqCst);
-        h.effects.store(false, SeqCst);
-        h.restart.store(false, SeqCst);
-        let budget = self.inline_budget_ms.load(SeqCst);
+        h.kill.store(false, Relaxed);
+        h.effects.store(false, Relaxed);
+        h.restart.store(false, Relaxed);
+        let budget = self.inline_budget_ms.load(Relaxed);
         let until = if budget > 0 { now_ms + budget } else { 0 };
-        h.inline_until_ms.store(until, SeqCst);
-        self.wrote.store(false, SeqCst);
-        self.eval.store(eval, SeqCst);
+        h.inline_until_ms.store(until, Relaxed);
+        self.wrote.store(false, Relaxed);
+        self.eval.store(eval, Relaxed);
         {
             let mut r = self.running.lock();
             r.name.clear();
@@ -243,15 +250,23 @@ impl Busy {
                 r.argv = Vec::new();
             }
         }
-        self.hook.kill.store(false, SeqCst);
-        self.hook.restart.store(false, SeqCst);
-        self.hook.inline_until_ms.store(0, SeqCst);
-        self.done.notify_waiters();
+        self.hook.kill.store(false, Relaxed);
+        self.hook.restart.store(false, Relaxed);
+        self.hook.inline_until_ms.store(0, Relaxed);
+        // Pairs with wait_for_script: it counts itself before it reads
+        // `since_ms`, this reads the count after clearing `since_ms`, so
+        // one of the two sees the other.
+        if self.waiting.load(SeqCst) > 0 {
+            self.done.notify_waiters();
+        }
     }
 
+    /// Whether the script ran past its inline budget. Read once after
+    /// every script, so from the coarse clock (a few ms of resolution,
+    /// plenty against a 10 ms budget; see [`coarse_now_ms`]).
     fn past_inline_deadline(&self) -> bool {
-        let until = self.hook.inline_until_ms.load(SeqCst);
-        until > 0 && crate::now_ms() >= until
+        let until = self.hook.inline_until_ms.load(Relaxed);
+        until > 0 && coarse_now_ms() >= until
     }
 
     /// Whether event loop `index` is held by a script that has run there
@@ -579,10 +594,12 @@ const INLINE_BUDGET_MS: i64 = 10;
 /// may run beside it (allow-busy), and the BUSY error otherwise.
 async fn wait_for_script(server: &Server, r: &Resolved) -> Result<bool, CmdError> {
     let busy = &server.scripting.busy;
+    if busy.since().is_none() {
+        return Ok(false);
+    }
+    busy.waiting.fetch_add(1, SeqCst);
+    let _counted = Waiting(&busy.waiting);
     loop {
-        if busy.since().is_none() {
-            return Ok(false);
-        }
         let done = busy.done.notified();
         tokio::pin!(done);
         done.as_mut().enable();
@@ -607,6 +624,29 @@ async fn wait_for_script(server: &Server, r: &Resolved) -> Result<bool, CmdError
             _ = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Uncounts a client from [`Busy::waiting`] however its wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Unix ms from CLOCK_REALTIME_COARSE: the time of the last tick, read
+/// without touching the clock source.
+fn coarse_now_ms() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
+        return crate::now_ms();
+    }
+    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// The BUSY error, if a script runs past the threshold now (SHUTDOWN
