@@ -17,6 +17,8 @@
 #   -n N          requests per SET run                   (BENCH_N, default 200000)
 #   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
 #   -r N          keyspace of the SET runs (__rand_int__) (BENCH_KEYSPACE, default 100000)
+#   -T N          ferrokv event loops (--server-threads)  (BENCH_THREADS, default: ferrokv's own,
+#                 one per core; 1 is the shape comparable to Redis's single thread)
 #   -B            skip `cargo build --release`           (BENCH_NO_BUILD=1)
 #   -p PORT       look for free ports from PORT upwards  (BENCH_PORT_BASE; default: kernel-chosen)
 #
@@ -33,16 +35,18 @@ N=${BENCH_N:-200000}
 CLIENTS=${BENCH_CLIENTS:-50}
 KEYSPACE=${BENCH_KEYSPACE:-100000}
 NO_BUILD=${BENCH_NO_BUILD:-0}
+THREADS=${BENCH_THREADS:-}
 PORT_BASE=${BENCH_PORT_BASE:-}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
-while getopts "k:n:c:r:Bp:h" opt; do
+while getopts "k:n:c:r:T:Bp:h" opt; do
     case $opt in
         k) KEYS=$OPTARG ;;
         n) N=$OPTARG ;;
         c) CLIENTS=$OPTARG ;;
         r) KEYSPACE=$OPTARG ;;
+        T) THREADS=$OPTARG ;;
         B) NO_BUILD=1 ;;
         p) PORT_BASE=$OPTARG ;;
         h) usage 0 ;;
@@ -209,7 +213,7 @@ measure() {
 }
 
 echo "== $(redis-server --version | awk '{print $1, $2, $3}'), $("$FERROKV" --version)"
-echo "== $(nproc) CPUs, $KEYS keys, SET runs: $N requests, $CLIENTS clients, keyspace $KEYSPACE"
+echo "== $(nproc) CPUs, $KEYS keys, SET runs: $N requests, $CLIENTS clients, keyspace $KEYSPACE, ferrokv loops: ${THREADS:-default}"
 
 mkdir -p "$WORK/redis" "$WORK/ferrokv"
 port=$(free_port)
@@ -217,7 +221,7 @@ measure redis "$port" redis-server --port "$port" --bind 127.0.0.1 --save '' \
     --appendonly no --dir "$WORK/redis" --dbfilename dump.rdb --daemonize no --logfile ''
 port=$(free_port)
 measure ferrokv "$port" "$FERROKV" --port "$port" --bind 127.0.0.1 --save '' \
-    --appendonly no --dir "$WORK/ferrokv" --dbfilename dump.rdb
+    --appendonly no --dir "$WORK/ferrokv" --dbfilename dump.rdb ${THREADS:+--server-threads "$THREADS"}
 
 row() { printf "%-36s %14s %14s %7s\n" "$1" "${R[redis.$2]}" "${R[ferrokv.$2]}" \
     "$(ratio "${R[ferrokv.$2]}" "${R[redis.$2]}")"; }

@@ -44,8 +44,10 @@
 //! write is acknowledged before its record is on disk. Connections of all
 //! event loops share the writes and fsyncs (group commit): whoever takes
 //! the file lock writes and syncs everything buffered so far, and the
-//! others find their ticket already covered. `everysec` fsyncs from the
-//! persistence thread once a second, `no` leaves it to the OS.
+//! others find their ticket already covered; a loop waits for its own
+//! fsync, as Redis's does, after its other ready connections have
+//! buffered theirs. `everysec` fsyncs from the sync thread once a second,
+//! `no` leaves it to the OS.
 //!
 //! # Files
 //!
@@ -91,16 +93,11 @@ pub struct Aof {
     pub last_rewrite_secs: AtomicU64,
     /// CONFIG SET appendonly yes, waiting for the saver thread.
     enable_requested: AtomicBool,
-    /// `appendfsync always`: the highest ticket a connection waits for,
-    /// and the sync thread's wake-up.
-    sync_wanted: Mutex<u64>,
-    sync_cv: Condvar,
-    /// Tickets below this are on disk; waiters are told when it moves.
+    /// Tickets below this are on disk.
     synced_upto: AtomicU64,
     /// Tickets below this are written to the incr file (not necessarily
     /// synced).
     written_upto: AtomicU64,
-    synced: tokio::sync::Notify,
 }
 
 /// The base and incr files of the current manifest.
@@ -212,7 +209,6 @@ impl Aof {
                 incr.synced = incr.written;
                 *self.last_fsync.lock() = Some(Instant::now());
                 self.synced_upto.fetch_max(incr.synced, Relaxed);
-                self.synced.notify_waiters();
             } else if always {
                 // As Redis: a reply may never claim a write is on disk.
                 tracing::warn!("Can't recover from AOF fsync error when the AOF fsync policy is 'always'. Exiting...");
@@ -236,10 +232,11 @@ impl Aof {
 
 /// Appends `argv` in RESP to `out`.
 pub(crate) fn encode<A: AsRef<[u8]>>(out: &mut Vec<u8>, argv: &[A]) {
-    out.extend_from_slice(format!("*{}\r\n", argv.len()).as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "*{}\r\n", argv.len());
     for a in argv {
         let a = a.as_ref();
-        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        let _ = write!(out, "${}\r\n", a.len());
         out.extend_from_slice(a);
         out.extend_from_slice(b"\r\n");
     }
@@ -312,9 +309,8 @@ pub fn rebuild_entry(out: &mut Vec<u8>, e: &crate::store::Entry) {
 
 /// Called before a connection sends replies: the records of its commands
 /// (tickets below `client.aof_ticket`) reach the file, and the disk with
-/// `appendfsync always`. Then the connection waits for the sync thread,
-/// and its event loop serves other connections meanwhile, whose writes
-/// the next fsync covers too (group commit).
+/// `appendfsync always`, by one write and fsync per event-loop pass that
+/// covers every connection of the pass (group commit).
 pub async fn before_reply(server: &Server, client: &Client) {
     wait_for(server, client.aof_ticket).await;
 }
@@ -342,21 +338,19 @@ async fn wait_for(server: &Server, ticket: u64) {
         aof.flush(ticket, false);
         return;
     }
-    loop {
-        let synced = aof.synced.notified();
-        tokio::pin!(synced);
-        synced.as_mut().enable();
-        if aof.synced_upto.load(Relaxed) >= ticket || !aof.enabled() {
-            return;
-        }
-        {
-            let mut wanted = aof.sync_wanted.lock();
-            if *wanted < ticket {
-                *wanted = ticket;
-                aof.sync_cv.notify_one();
-            }
-        }
-        synced.await;
+    if aof.synced_upto.load(Relaxed) >= ticket {
+        return;
+    }
+    // As Redis, the loop itself writes and fsyncs, once per pass: the
+    // loop's other ready connections run first and buffer their records,
+    // the first back syncs them all while the loop waits, the others find
+    // theirs on disk. Handing the fsync to another thread instead let it
+    // start on a few records while the rest of the pass was still
+    // arriving, and cost a cross-thread wake-up per waiting connection.
+    tokio::task::yield_now().await;
+    if aof.synced_upto.load(Relaxed) < ticket {
+        let upto = aof.pending.lock().upto.max(ticket);
+        aof.flush_as(upto, true, true);
     }
 }
 
@@ -371,36 +365,14 @@ pub fn before_reply_blocking(server: &Server, client: &Client) {
     aof.flush_as(client.aof_ticket, always, always);
 }
 
-/// The sync thread. With `appendfsync always` it writes and fsyncs
-/// whatever is buffered whenever a connection waits, so one fsync serves
-/// every write made meanwhile; when nobody waits it does the periodic
-/// duty ([`cron`]: `everysec`'s fsync), here rather than in the
-/// persistence thread so that a long BGSAVE or rewrite there does not
-/// hold it up. Returns when the server shuts down.
+/// The sync thread: the periodic duty ([`cron`]: `everysec`'s fsync),
+/// here rather than in the persistence thread so that a long BGSAVE or
+/// rewrite there does not hold it up. Returns when the server shuts down.
 pub fn sync_thread(server: std::sync::Arc<Server>) {
     let shutdown = server.shutdown.subscribe();
-    let aof = &server.persist.aof;
-    loop {
-        let wanted = {
-            let mut wanted = aof.sync_wanted.lock();
-            if *wanted <= aof.synced_upto.load(Relaxed) {
-                if *shutdown.borrow() {
-                    return;
-                }
-                aof.sync_cv
-                    .wait_for(&mut wanted, std::time::Duration::from_millis(100));
-            }
-            *wanted
-        };
-        if wanted <= aof.synced_upto.load(Relaxed) {
-            cron(&server);
-            continue;
-        }
-        let upto = aof.pending.lock().upto.max(wanted);
-        aof.flush_as(upto, true, true);
-        if !aof.enabled() {
-            aof.synced.notify_waiters();
-        }
+    while !*shutdown.borrow() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        cron(&server);
     }
 }
 
@@ -799,7 +771,6 @@ pub fn config_changed(server: &Server) {
         aof.enabled.store(false, Relaxed);
         aof.flush(aof.issued(), true);
         *aof.file.lock() = None;
-        aof.synced.notify_waiters();
         tracing::info!("Append only file turned off");
     }
 }
