@@ -108,6 +108,7 @@ pub const DIRECTIVES: &[Directive] = &[
     ),
     d("timeout", INT, "0", true),
     d("tcp-keepalive", INT, "300", true),
+    d("tcp-backlog", INT, "511", false),
     d("hz", Kind::Int { min: 1, max: 500 }, "10", true),
     d(
         "slowlog-log-slower-than",

@@ -36,6 +36,7 @@ const KEEP_OUTPUT: usize = 1024 * 1024;
 /// optional, as in Redis: failing to bind them is not an error.
 pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
     let port = server.config.get_i64("port") as u16;
+    let backlog = u32::try_from(server.config.get_i64("tcp-backlog")).unwrap_or(511);
     let mut listeners = Vec::new();
     for addr in server.config.get("bind").split_whitespace() {
         let (optional, addr) = match addr.strip_prefix('-') {
@@ -48,7 +49,7 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
         } else {
             format!("{host}:{port}")
         };
-        match listen(&target).await {
+        match listen(&target, backlog).await {
             Ok(l) => {
                 server.bound.lock().push(l.local_addr()?);
                 listeners.push(l);
@@ -65,13 +66,12 @@ pub async fn bind(server: &Server) -> std::io::Result<Vec<TcpListener>> {
     Ok(listeners)
 }
 
-/// Redis's default `tcp-backlog`. The runtime's own default (128) let the
-/// accept queue overflow during bursts of connections: the kernel then
-/// drops SYNs and each such client waits a second to retry.
-const TCP_BACKLOG: u32 = 511;
-
-/// A listening socket on `target` (an address or a host name, with port).
-async fn listen(target: &str) -> std::io::Result<TcpListener> {
+/// A listening socket on `target` (an address or a host name, with port)
+/// with an accept queue of `backlog` (`tcp-backlog`, 511 as in Redis; the
+/// runtime's own 128 let the queue overflow during bursts of connections:
+/// the kernel then drops SYNs and each such client waits a second to
+/// retry).
+async fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
     let addr = tokio::net::lookup_host(target)
         .await?
         .next()
@@ -83,7 +83,7 @@ async fn listen(target: &str) -> std::io::Result<TcpListener> {
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    socket.listen(TCP_BACKLOG)
+    socket.listen(backlog)
 }
 
 /// Hands accepted connections to the event loops, round-robin.
