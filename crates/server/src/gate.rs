@@ -116,3 +116,43 @@ impl Gates {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WAIT: Duration = Duration::from_millis(5);
+
+    #[test]
+    fn a_shared_hold_is_upgraded_for_an_exclusive_command() {
+        let gates = Gates::new(3);
+        let mut held = Held::Nothing;
+        assert!(gates.hold(&mut held, 0, false, WAIT));
+        assert!(matches!(held, Held::Shared(_)));
+        // Another loop still runs beside a shared hold.
+        assert!(gates.try_shared_for(1, Duration::ZERO).is_some());
+        assert!(gates.hold(&mut held, 0, true, WAIT));
+        assert!(matches!(held, Held::Exclusive(_)));
+        assert!(gates.try_shared_for(1, Duration::ZERO).is_none());
+        // An exclusive hold covers the ordinary commands that follow.
+        assert!(gates.hold(&mut held, 0, false, WAIT));
+        assert!(matches!(held, Held::Exclusive(_)));
+        held = Held::Nothing;
+        assert!(gates.try_shared_for(1, Duration::ZERO).is_some());
+        drop(held);
+    }
+
+    #[test]
+    fn an_exclusive_hold_not_free_in_time_leaves_nothing_held() {
+        let gates = Gates::new(3);
+        let other = gates.shared(1);
+        let mut held = Held::Nothing;
+        assert!(gates.hold(&mut held, 0, false, WAIT));
+        assert!(!gates.hold(&mut held, 0, true, WAIT));
+        assert!(matches!(held, Held::Nothing));
+        // Nothing half-taken is left behind: our own gate is free again.
+        assert!(gates.try_exclusive_for(Duration::ZERO).is_none());
+        drop(other);
+        assert!(gates.try_exclusive_for(Duration::ZERO).is_some());
+    }
+}

@@ -1,6 +1,7 @@
 //! Scripts under concurrency: atomic check-and-decrement (flash sale), a
 //! lease lock released by compare-and-delete, BUSY and SCRIPT KILL of a
-//! long read-only script, the same sale done with WATCH/MULTI/EXEC, and
+//! long read-only script, the same sale done with WATCH/MULTI/EXEC,
+//! pipelined scripts and transactions over several event loops, and
 //! FUNCTION DUMP/RESTORE payloads exchanged with redis-server.
 
 mod common;
@@ -334,6 +335,66 @@ fn a_long_script_moves_to_the_script_thread_and_runs_once() {
         .query(&mut con)
         .unwrap();
     assert!(info.contains("cmdstat_eval:calls=2,"), "{info}");
+}
+
+/// Scripts and transactions sent in pipelines by clients spread over
+/// several event loops: a connection keeps its gate across the requests
+/// of one read, which must never let an exclusive request run beside
+/// another loop's. A script's read-then-write of a counter loses updates
+/// if two scripts interleave; a transaction's two INCRs must never be seen
+/// apart, by a script or by an ordinary MGET.
+#[test]
+fn pipelined_scripts_and_transactions_stay_atomic_across_loops() {
+    const CLIENTS: usize = 8;
+    const ROUNDS: usize = 100;
+    const RMW: &str = "local v = tonumber(redis.call('GET', KEYS[1]) or '0') \
+                       redis.call('SET', KEYS[1], v + 1) return v + 1";
+    const SAME: &str = "return redis.call('GET', KEYS[1]) == redis.call('GET', KEYS[2]) and 1 or 0";
+    let server = ServerProcess::ferrokv(&["--server-threads", "4"]);
+    let threads: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let client = server.client();
+            std::thread::spawn(move || {
+                let mut con = client.get_connection().unwrap();
+                for _ in 0..ROUNDS {
+                    // An ordinary command first: the connection then holds
+                    // its loop's gate shared when the scripts arrive.
+                    let mut pipe = redis::pipe();
+                    pipe.cmd("GET").arg("counter");
+                    for _ in 0..3 {
+                        pipe.cmd("EVAL").arg(RMW).arg(1).arg("counter");
+                    }
+                    pipe.cmd("MULTI")
+                        .cmd("INCR")
+                        .arg("a")
+                        .cmd("INCR")
+                        .arg("b")
+                        .cmd("EXEC");
+                    pipe.cmd("EVAL").arg(SAME).arg(2).arg("a").arg("b");
+                    pipe.cmd("MGET").arg("a").arg("b");
+                    let replies: Vec<redis::Value> = pipe.query(&mut con).unwrap();
+                    assert_eq!(replies.len(), 10, "{replies:?}");
+                    assert_eq!(replies[8], redis::Value::Int(1), "a and b seen apart");
+                    let redis::Value::Array(ab) = &replies[9] else {
+                        panic!("{replies:?}");
+                    };
+                    assert_eq!(ab[0], ab[1], "a and b seen apart by MGET");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut con = server.connection();
+    let (counter, a, b): (usize, usize, usize) = redis::cmd("MGET")
+        .arg("counter")
+        .arg("a")
+        .arg("b")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(counter, CLIENTS * ROUNDS * 3, "a script's update was lost");
+    assert_eq!((a, b), (CLIENTS * ROUNDS, CLIENTS * ROUNDS));
 }
 
 const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function(keys, args) return 'a:' .. (args[1] or '') end)";
