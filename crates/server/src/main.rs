@@ -10,6 +10,23 @@ use ferrokv::Server;
 #[global_allocator]
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's `malloc_conf`, read when it starts: thread caches four times
+/// jemalloc's default size for small objects (at most 1000 per size class).
+/// Lua's collector frees thousands of small objects at once; with the
+/// default caches most of those went back to the arenas and came out again
+/// on the slow path, which profiles showed as about 9% of a short script's
+/// CPU time (3.5% with this). `_RJEM_MALLOC_CONF` still overrides it.
+#[repr(transparent)]
+struct MallocConf(*const u8);
+
+// SAFETY: the pointer is to a static, immutable, NUL-terminated string.
+unsafe impl Sync for MallocConf {}
+
+#[used]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: MallocConf =
+    MallocConf(b"tcache_nslots_small_max:1000,lg_tcache_nslots_mul:2\0".as_ptr());
+
 /// Turns `--port 7000 --bind a b` into directive lines, as redis-server
 /// does: each `--name` starts a new line, the words after it are its values.
 fn cli_directives(args: &[String]) -> String {
