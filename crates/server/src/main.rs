@@ -17,7 +17,7 @@ static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// on the slow path, which profiles showed as about 9% of a short script's
 /// CPU time (3.5% with this). `_RJEM_MALLOC_CONF` still overrides it.
 #[repr(transparent)]
-struct MallocConf(*const u8);
+struct MallocConf(*const std::ffi::c_char);
 
 // SAFETY: the pointer is to a static, immutable, NUL-terminated string.
 unsafe impl Sync for MallocConf {}
@@ -25,7 +25,7 @@ unsafe impl Sync for MallocConf {}
 #[used]
 #[export_name = "_rjem_malloc_conf"]
 static MALLOC_CONF: MallocConf =
-    MallocConf(b"tcache_nslots_small_max:1000,lg_tcache_nslots_mul:2\0".as_ptr());
+    MallocConf(c"tcache_nslots_small_max:1000,lg_tcache_nslots_mul:2".as_ptr());
 
 /// Turns `--port 7000 --bind a b` into directive lines, as redis-server
 /// does: each `--name` starts a new line, the words after it are its values.
