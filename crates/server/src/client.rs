@@ -79,6 +79,9 @@ pub struct Multi {
     pub commands: Vec<Vec<Vec<u8>>>,
     /// A command was rejected while queueing: EXEC will fail.
     pub aborted: bool,
+    /// A queued command does not let EXEC lock just its keys
+    /// (crate::command::transactions::keyed): EXEC takes the exclusive gate.
+    pub unkeyed: bool,
 }
 
 impl Client {

@@ -541,7 +541,7 @@ fn try_dispatch<'a>(
     let (mark, skip) = begin(client, reply);
     let flow = match resolved {
         Err(e) => rejected(client, reply, &e),
-        Ok(r) if queues(client, &r) => queue(client, argv, reply),
+        Ok(r) if queues(client, &r) => queue(client, &r, argv, reply),
         Ok(r) => {
             client.shared.last_cmd.store(r.id, Relaxed);
             match crate::scripting::try_execute(server, client, &r, argv, reply, held) {
@@ -603,11 +603,12 @@ fn queues(client: &Client, r: &command::Resolved) -> bool {
     client.multi.is_some() && !r.cmd.has(flags::TXN_CONTROL)
 }
 
-fn queue(client: &mut Client, argv: &[&[u8]], reply: &mut Reply) -> Flow {
+fn queue(client: &mut Client, r: &command::Resolved, argv: &[&[u8]], reply: &mut Reply) -> Flow {
     if let Some(multi) = client.multi.as_mut() {
         multi
             .commands
             .push(argv.iter().map(|a| a.to_vec()).collect());
+        multi.unkeyed |= !command::transactions::keyed(r.cmd);
     }
     reply.simple("QUEUED");
     Flow::Continue
@@ -631,7 +632,7 @@ async fn pipeline(
     let r = server.commands.resolve(argv)?;
     command::admit(server, client, &r)?;
     if queues(client, &r) {
-        return Ok(queue(client, argv, reply));
+        return Ok(queue(client, &r, argv, reply));
     }
     while let Some(until) = server.clients.paused_until(writes(&r)) {
         let wait = Duration::from_millis((until - crate::now_ms()).max(1) as u64);

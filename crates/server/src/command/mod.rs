@@ -22,7 +22,7 @@ mod server;
 mod sets;
 mod sort;
 mod strings;
-mod transactions;
+pub mod transactions;
 mod zsets;
 
 use std::borrow::Cow;

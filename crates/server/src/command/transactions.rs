@@ -1,14 +1,25 @@
 //! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 //!
 //! While a client is in MULTI the dispatcher queues its commands (see
-//! net::dispatch); EXEC runs them with the exclusive gate held (its table
-//! entry carries `flags::EXCLUSIVE`), so no other client's command runs
-//! in between, on any core. Errors found while queueing abort the
-//! transaction with EXECABORT; errors while running are replied in place.
+//! net::dispatch). EXEC runs them so that no other client's command can
+//! see or change their keys in between, on any core, in one of two ways:
+//! - When every queued command names its keys in the table's key spec
+//!   and touches nothing else ([`keyed`]), EXEC locks the shards of those
+//!   keys and of the watched keys, in order, for the whole transaction
+//!   (store::Keyspace::prelock), under its loop's shared gate: commands
+//!   on other keys go on in parallel, which no client can tell from a
+//!   serial order.
+//! - Otherwise it takes the exclusive gate (its table entry carries
+//!   `flags::EXCLUSIVE`; crate::scripting::execute decides).
+//!
+//! Errors found while queueing abort the transaction with EXECABORT;
+//! errors while running are replied in place.
 
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::{acl, flags, CmdError, Command, Ctx, NO_KEYS};
+use crate::client::Client;
+use crate::store::key_hash;
 
 const fn cmd(
     name: &'static str,
@@ -81,6 +92,56 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
+/// Whether a queued command lets EXEC lock only the shards of the keys its
+/// key spec names: it has keys at fixed positions, works in the client's
+/// database only (not MOVE, COPY), and has no effect beyond its keys that
+/// another client could see between two commands of the transaction (no
+/// scripts, pub/sub or admin commands).
+pub fn keyed(cmd: &Command) -> bool {
+    const BEYOND_KEYS: u32 = flags::MOVABLE_KEYS
+        | flags::EXCLUSIVE
+        | flags::SCRIPT_THREAD
+        | flags::PUBSUB
+        | flags::ADMIN
+        | flags::NO_MULTI
+        | flags::TXN_CONTROL;
+    cmd.keys.first > 0 && cmd.flags & BEYOND_KEYS == 0 && !matches!(cmd.name, "move" | "copy")
+}
+
+/// Whether this EXEC needs the exclusive gate (see the module docs). With
+/// keyspace notifications on it always does: subscribers would otherwise
+/// see other clients' events between the transaction's.
+pub fn exec_needs_gate(server: &crate::Server, client: &Client) -> bool {
+    server.config.notify_flags.load(Relaxed) != 0
+        || client
+            .multi
+            .as_ref()
+            .is_none_or(|m| m.unkeyed && !m.aborted)
+}
+
+/// The (database, shard) pairs a keyed EXEC locks: its commands' keys and
+/// the watched keys.
+fn shards_of(ctx: &Ctx<'_>, commands: &[Vec<Vec<u8>>]) -> Vec<(usize, usize)> {
+    let db = ctx.client.db;
+    let mut want: Vec<(usize, usize)> = ctx
+        .client
+        .watched
+        .iter()
+        .map(|(d, k)| (*d, key_hash(k).0))
+        .collect();
+    for argv in commands {
+        let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
+        if let Ok(r) = ctx.server.commands.resolve(&argv) {
+            want.extend(
+                r.cmd
+                    .key_positions(argv.len())
+                    .map(|i| (db, key_hash(argv[i]).0)),
+            );
+        }
+    }
+    want
+}
+
 /// MULTI: +OK; the following commands are queued until EXEC.
 fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     if ctx.client.multi.is_some() {
@@ -107,6 +168,9 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     let Some(queued) = ctx.client.multi.take() else {
         return Err(CmdError::Static("ERR EXEC without MULTI"));
     };
+    let keyspace = &ctx.server.keyspace;
+    let shards = (!queued.unkeyed && !queued.aborted)
+        .then(|| keyspace.prelock(shards_of(ctx, &queued.commands)));
     let dirty = ctx.client.cas_dirty.load(Relaxed) || watched_key_expired(ctx);
     ctx.client.unwatch_all(ctx.server);
     if queued.aborted {
@@ -131,6 +195,11 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
             // Queueing resolved it already; only a table change could fail.
             Err(e) => ctx.reply.error(&e.text()),
         }
+    }
+    if shards.is_some() {
+        // The transaction's place in the AOF, while its keys are still
+        // locked: later writers of those keys come after it.
+        ctx.take_ticket();
     }
     Ok(())
 }

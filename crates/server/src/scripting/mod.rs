@@ -493,7 +493,7 @@ pub async fn execute(
         }
         let flow = {
             let mut held = Held::Nothing;
-            let exclusive = needs_exclusive(server, r);
+            let exclusive = needs_exclusive(server, client, r);
             if !server
                 .gates
                 .hold(&mut held, client.gate, exclusive, GATE_WAIT)
@@ -526,7 +526,7 @@ pub fn try_execute<'a>(
     if server.scripting.busy.since().is_some() {
         return None;
     }
-    let exclusive = needs_exclusive(server, r);
+    let exclusive = needs_exclusive(server, client, r);
     if !server.gates.hold(held, client.gate, exclusive, GATE_WAIT) {
         return None;
     }
@@ -538,9 +538,13 @@ pub fn try_execute<'a>(
     }
 }
 
-/// Whether `r` takes every gate: EXEC and the like, and scripts when they
-/// can start on their loop.
-fn needs_exclusive(server: &Server, r: &Resolved) -> bool {
+/// Whether `r` takes every gate: EXEC (unless it can lock just its keys,
+/// see command::transactions) and the like, and scripts when they can
+/// start on their loop.
+fn needs_exclusive(server: &Server, client: &Client, r: &Resolved) -> bool {
+    if r.cmd.name == "exec" {
+        return command::transactions::exec_needs_gate(server, client);
+    }
     r.cmd.has(flags::EXCLUSIVE)
         || (r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some())
 }

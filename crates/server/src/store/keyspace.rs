@@ -7,10 +7,17 @@
 //! one at a time, or lock them all in order when they must be atomic
 //! (FLUSHDB, SWAPDB).
 //!
+//! A transaction that knows all its keys (crate::command::transactions)
+//! locks their shards up front, in the same order, and lends them to the
+//! commands it runs ([`Keyspace::prelock`]): those find their shards lent
+//! instead of locking them again.
+//!
 //! The low `SHARD_BITS` of a key's hash pick its shard and the bits above
 //! them feed the shard's table, so SCAN can treat the shards as the low
 //! bits of one big power-of-two table and keep Redis's cursor guarantee.
 
+use std::cell::RefCell;
+use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -181,6 +188,11 @@ impl Db {
     /// anything that may modify it: a shard still pending for a snapshot
     /// is handed to the snapshot first.
     pub fn shard(&self, i: usize) -> MutexGuard<'_, Shard> {
+        debug_assert!(
+            !is_lent(self.index, i),
+            "shard {i} of db {} locked again by the transaction holding it",
+            self.index
+        );
         let mut g = self.shards[i].lock();
         if g.pending {
             if let Some(f) = self.freezer.read().as_ref() {
@@ -417,11 +429,42 @@ impl Keyspace {
             clock: lru_clock(now),
             guards: want
                 .iter()
-                .map(|&(d, s)| ((d, s), self.dbs[d].shard(s)))
+                .map(|&(d, s)| {
+                    let shard = match lent(d, s) {
+                        // SAFETY: the transaction on this thread holds the
+                        // shard's lock until its Prelocked is dropped, which
+                        // outlives the commands it runs; a command never
+                        // holds two Locked over one shard (that would
+                        // deadlock outside a transaction), so this is the
+                        // only reference in use.
+                        Some(p) => ShardRef::Lent(unsafe { &mut *p }),
+                        None => ShardRef::Own(self.dbs[d].shard(s)),
+                    };
+                    ((d, s), shard)
+                })
                 .collect(),
             expired: Vec::new(),
             expired_elsewhere: Vec::new(),
         }
+    }
+
+    /// Locks the shards `want` (database, shard) in order and lends them to
+    /// the commands this thread runs until the result is dropped (see the
+    /// module docs). Nothing else on this thread may lock other shards
+    /// meanwhile: that would break the lock order.
+    pub fn prelock(&self, mut want: Vec<(usize, usize)>) -> Prelocked<'_> {
+        want.sort_unstable();
+        want.dedup();
+        let mut guards: Vec<MutexGuard<'_, Shard>> =
+            want.iter().map(|&(d, s)| self.dbs[d].shard(s)).collect();
+        LENT.with(|l| {
+            let mut l = l.borrow_mut();
+            debug_assert!(l.is_empty(), "nested transactions");
+            for (&id, g) in want.iter().zip(guards.iter_mut()) {
+                l.push((id, &mut **g as *mut Shard));
+            }
+        });
+        Prelocked { _guards: guards }
     }
 
     /// Locks every shard of database `db`, for commands whose keys are
@@ -450,8 +493,74 @@ pub fn lru_clock(now_ms: i64) -> u32 {
     ((now_ms / 1000) as u32) & 0xff_ffff
 }
 
-/// A held shard lock with its (database, shard) position.
-type ShardGuard<'a> = ((usize, usize), MutexGuard<'a, Shard>);
+/// A held shard with its (database, shard) position.
+type ShardGuard<'a> = ((usize, usize), ShardRef<'a>);
+
+/// A shard a command works on: locked by the command itself, or lent by
+/// the transaction that runs it.
+enum ShardRef<'a> {
+    Own(MutexGuard<'a, Shard>),
+    Lent(&'a mut Shard),
+}
+
+impl Deref for ShardRef<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        match self {
+            ShardRef::Own(g) => g,
+            ShardRef::Lent(s) => s,
+        }
+    }
+}
+
+impl DerefMut for ShardRef<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        match self {
+            ShardRef::Own(g) => g,
+            ShardRef::Lent(s) => s,
+        }
+    }
+}
+
+thread_local! {
+    /// The shards the transaction running on this thread holds, for the
+    /// commands it runs ([`Keyspace::prelock`]).
+    static LENT: RefCell<Vec<((usize, usize), *mut Shard)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The lent shard (db, shard), if the transaction on this thread holds it.
+fn lent(db: usize, shard: usize) -> Option<*mut Shard> {
+    LENT.with(|l| {
+        let l = l.borrow();
+        let found = l.iter().find(|(id, _)| *id == (db, shard)).map(|(_, p)| *p);
+        // A command of the transaction must not lock a shard it did not
+        // declare: waiting for it while holding the others breaks the lock
+        // order. The table's key specs decide which commands qualify.
+        debug_assert!(
+            found.is_some() || l.is_empty(),
+            "a transaction's command locked db {db} shard {shard}, which the transaction does not hold"
+        );
+        found
+    })
+}
+
+/// Whether the transaction on this thread holds (db, shard).
+fn is_lent(db: usize, shard: usize) -> bool {
+    LENT.with(|l| l.borrow().iter().any(|(id, _)| *id == (db, shard)))
+}
+
+/// The shards of a transaction (see [`Keyspace::prelock`]): lent while
+/// this lives, unlocked when it goes.
+pub struct Prelocked<'a> {
+    _guards: Vec<MutexGuard<'a, Shard>>,
+}
+
+impl Drop for Prelocked<'_> {
+    fn drop(&mut self) {
+        // Before the guards unlock: nothing may borrow a shard unlocked.
+        LENT.with(|l| l.borrow_mut().clear());
+    }
+}
 
 /// The shards a command holds, with the key operations it may perform on
 /// them. Keys must belong to shards locked when this was made.
@@ -591,5 +700,42 @@ impl<'a> Locked<'a> {
             _ => {}
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shards_of(keys: &[&[u8]]) -> Vec<(usize, usize)> {
+        keys.iter().map(|k| (0, key_hash(k).0)).collect()
+    }
+
+    #[test]
+    fn a_prelocked_transaction_lends_its_shards_and_keeps_others_out() {
+        let ks = Arc::new(Keyspace::new(1));
+        let keys: [&[u8]; 3] = [b"a", b"b", b"c"];
+        let held = ks.prelock(shards_of(&keys));
+        // The transaction's own commands find their shards lent (locking
+        // them again would deadlock this thread).
+        {
+            let mut locked = ks.lock(0, &keys[..2], 0);
+            locked.set(b"a", Value::Int(1), None);
+            locked.set(b"b", Value::Int(1), None);
+        }
+        // Another thread waits for the transaction's shards.
+        let other = {
+            let ks = ks.clone();
+            std::thread::spawn(move || {
+                let mut locked = ks.lock(0, &[b"a"], 0);
+                locked.get(b"a").is_some()
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!other.is_finished(), "a shard of the transaction was taken");
+        drop(held);
+        assert!(other.join().unwrap());
+        // Nothing is lent any more: this thread locks normally.
+        assert!(ks.lock(0, &[b"b"], 0).get(b"b").is_some());
     }
 }
