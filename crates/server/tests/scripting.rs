@@ -397,6 +397,108 @@ fn pipelined_scripts_and_transactions_stay_atomic_across_loops() {
     assert_eq!((a, b), (CLIENTS * ROUNDS, CLIENTS * ROUNDS));
 }
 
+/// Fails on a request the server did not answer; error replies (RENAME of
+/// a flushed key, BGSAVE already running) are answers.
+fn answered(r: redis::RedisResult<redis::Value>) {
+    if let Err(e) = &r {
+        assert!(
+            !(e.is_io_error() || e.is_timeout() || e.is_connection_dropped()),
+            "no answer: {e}"
+        );
+    }
+}
+
+/// Transactions that lock only their keys' shards, run beside commands
+/// that take whole databases (FLUSHDB, SWAPDB, DBSIZE), the exclusive gate
+/// (BGSAVE, scripts), several keys (MSET, RENAME) and expiring keys, from
+/// clients on four event loops. Every request must be answered: a lock
+/// order broken anywhere would hang a client, and the read timeout turns
+/// that into a failure.
+#[test]
+fn keyed_transactions_beside_whole_database_commands_never_deadlock() {
+    const ROUNDS: usize = 150;
+    let server = ServerProcess::ferrokv(&["--server-threads", "4"]);
+    let workers: Vec<fn(&mut redis::Connection, usize)> = vec![
+        |con, i| {
+            let k = format!("t{}", i % 7);
+            answered(
+                redis::pipe()
+                    .cmd("MULTI")
+                    .cmd("INCR")
+                    .arg(&k)
+                    .cmd("MSET")
+                    .arg("m1")
+                    .arg(i)
+                    .arg("m2")
+                    .arg(i)
+                    .cmd("RPUSH")
+                    .arg("list")
+                    .arg(i)
+                    .cmd("EXEC")
+                    .query(con),
+            );
+        },
+        |con, i| {
+            answered(
+                redis::pipe()
+                    .cmd("WATCH")
+                    .arg("m1")
+                    .cmd("MULTI")
+                    .cmd("RENAME")
+                    .arg("m2")
+                    .arg("m3")
+                    .cmd("SET")
+                    .arg("px")
+                    .arg(i)
+                    .arg("PX")
+                    .arg(1)
+                    .cmd("EXEC")
+                    .query(con),
+            );
+        },
+        |con, i| {
+            let cmd = match i % 4 {
+                0 => redis::cmd("FLUSHDB"),
+                1 => redis::cmd("SWAPDB").arg(0).arg(1).clone(),
+                2 => redis::cmd("DBSIZE"),
+                _ => redis::cmd("MSET").arg("t1").arg(1).arg("m1").arg(2).clone(),
+            };
+            answered(cmd.query(con));
+        },
+        |con, i| {
+            answered(if i % 10 == 0 {
+                redis::cmd("BGSAVE").query(con)
+            } else {
+                redis::cmd("EVAL")
+                    .arg("return redis.call('INCR', KEYS[1])")
+                    .arg(1)
+                    .arg("t3")
+                    .query(con)
+            });
+        },
+    ];
+    let threads: Vec<_> = workers
+        .into_iter()
+        .flat_map(|work| [work, work])
+        .map(|work| {
+            let client = server.client();
+            std::thread::spawn(move || {
+                let mut con = client.get_connection().unwrap();
+                con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                for i in 0..ROUNDS {
+                    work(&mut con, i);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a client got no answer");
+    }
+    let mut con = server.connection();
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+}
+
 const LIB_A: &str = "#!lua name=liba\nredis.register_function('fa', function(keys, args) return 'a:' .. (args[1] or '') end)";
 const LIB_B: &str = "#!lua name=libb\nredis.register_function{function_name='fb', callback=function() return 2 end, flags={'no-writes'}, description='b'}";
 
