@@ -1,5 +1,6 @@
-//! The exclusive gate: how EXEC and scripts run with every other
-//! command held off, on all cores, without a global lock on the hot path.
+//! The exclusive gate: how scripts, and transactions that cannot lock just
+//! their keys (crate::command::transactions), run with every other command
+//! held off, on all cores, without a global lock on the hot path.
 //!
 //! Every event loop (and the expiry thread) has its own reader-writer lock,
 //! each on its own cache line. An ordinary command takes its own loop's
