@@ -80,8 +80,12 @@ pub struct Multi {
     /// A command was rejected while queueing: EXEC will fail.
     pub aborted: bool,
     /// A queued command does not let EXEC lock just its keys
-    /// (crate::command::transactions::keyed): EXEC takes the exclusive gate.
+    /// (crate::command::transactions::note_queued): EXEC takes the
+    /// exclusive gate.
     pub unkeyed: bool,
+    /// The (database, shard) pairs of the queued commands' keys, while none
+    /// is unkeyed.
+    pub shards: Vec<(usize, usize)>,
 }
 
 impl Client {

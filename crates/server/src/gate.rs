@@ -31,7 +31,8 @@ pub type Shared<'a> = RwLockReadGuard<'a, ()>;
 
 /// Holds off every other command while an exclusive one runs.
 pub struct Exclusive<'a> {
-    _guards: Vec<RwLockWriteGuard<'a, ()>>,
+    // Inline: taken for every script and most transactions.
+    _guards: smallvec::SmallVec<[RwLockWriteGuard<'a, ()>; 8]>,
 }
 
 /// What a connection holds while it runs the requests of one read.
@@ -104,7 +105,7 @@ impl Gates {
     /// Like [`exclusive`](Self::exclusive), giving up (and releasing what
     /// it took) when a gate is not free within `wait`.
     pub fn try_exclusive_for(&self, wait: Duration) -> Option<Exclusive<'_>> {
-        let mut guards = Vec::with_capacity(self.gates.len());
+        let mut guards = smallvec::SmallVec::new();
         for g in self.gates.iter() {
             guards.push(g.0.try_write_for(wait)?);
         }

@@ -18,7 +18,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::{acl, flags, CmdError, Command, Ctx, NO_KEYS};
-use crate::client::Client;
+use crate::client::{Client, Multi};
 use crate::store::key_hash;
 
 const fn cmd(
@@ -92,12 +92,30 @@ pub const COMMANDS: &[Command] = &[
     ),
 ];
 
+/// Records what EXEC will lock for a command just queued in database `db`
+/// (queued SELECTs do not run, so `db` is EXEC's too): the shards of its
+/// keys, or that the transaction needs the exclusive gate.
+pub fn note_queued(multi: &mut Multi, db: usize, cmd: &Command, argv: &[&[u8]]) {
+    if multi.unkeyed {
+        return;
+    }
+    if !keyed(cmd) {
+        multi.unkeyed = true;
+        multi.shards = Vec::new();
+        return;
+    }
+    multi.shards.extend(
+        cmd.key_positions(argv.len())
+            .map(|i| (db, key_hash(argv[i]).0)),
+    );
+}
+
 /// Whether a queued command lets EXEC lock only the shards of the keys its
 /// key spec names: it has keys at fixed positions, works in the client's
 /// database only (not MOVE, COPY), and has no effect beyond its keys that
 /// another client could see between two commands of the transaction (no
 /// scripts, pub/sub or admin commands).
-pub fn keyed(cmd: &Command) -> bool {
+fn keyed(cmd: &Command) -> bool {
     const BEYOND_KEYS: u32 = flags::MOVABLE_KEYS
         | flags::EXCLUSIVE
         | flags::SCRIPT_THREAD
@@ -119,26 +137,11 @@ pub fn exec_needs_gate(server: &crate::Server, client: &Client) -> bool {
             .is_none_or(|m| m.unkeyed && !m.aborted)
 }
 
-/// The (database, shard) pairs a keyed EXEC locks: its commands' keys and
-/// the watched keys.
-fn shards_of(ctx: &Ctx<'_>, commands: &[Vec<Vec<u8>>]) -> Vec<(usize, usize)> {
-    let db = ctx.client.db;
-    let mut want: Vec<(usize, usize)> = ctx
-        .client
-        .watched
-        .iter()
-        .map(|(d, k)| (*d, key_hash(k).0))
-        .collect();
-    for argv in commands {
-        let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-        if let Ok(r) = ctx.server.commands.resolve(&argv) {
-            want.extend(
-                r.cmd
-                    .key_positions(argv.len())
-                    .map(|i| (db, key_hash(argv[i]).0)),
-            );
-        }
-    }
+/// The (database, shard) pairs a keyed EXEC locks: its commands' keys
+/// (noted as they were queued) and the watched keys.
+fn shards_of(ctx: &Ctx<'_>, queued: &mut Multi) -> Vec<(usize, usize)> {
+    let mut want = std::mem::take(&mut queued.shards);
+    want.extend(ctx.client.watched.iter().map(|(d, k)| (*d, key_hash(k).0)));
     want
 }
 
@@ -165,12 +168,12 @@ fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
 /// EXEC: an array with each queued command's reply; a null array when a
 /// watched key changed; EXECABORT when queueing failed.
 fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
-    let Some(queued) = ctx.client.multi.take() else {
+    let Some(mut queued) = ctx.client.multi.take() else {
         return Err(CmdError::Static("ERR EXEC without MULTI"));
     };
     let keyspace = &ctx.server.keyspace;
-    let shards = (!queued.unkeyed && !queued.aborted)
-        .then(|| keyspace.prelock(shards_of(ctx, &queued.commands)));
+    let shards =
+        (!queued.unkeyed && !queued.aborted).then(|| keyspace.prelock(shards_of(ctx, &mut queued)));
     let dirty = ctx.client.cas_dirty.load(Relaxed) || watched_key_expired(ctx);
     ctx.client.unwatch_all(ctx.server);
     if queued.aborted {

@@ -542,11 +542,10 @@ pub fn try_execute<'a>(
 /// see command::transactions) and the like, and scripts when they can
 /// start on their loop.
 fn needs_exclusive(server: &Server, client: &Client, r: &Resolved) -> bool {
-    if r.cmd.name == "exec" {
-        return command::transactions::exec_needs_gate(server, client);
+    if r.cmd.has(flags::EXCLUSIVE) {
+        return r.cmd.name != "exec" || command::transactions::exec_needs_gate(server, client);
     }
-    r.cmd.has(flags::EXCLUSIVE)
-        || (r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some())
+    r.cmd.has(flags::SCRIPT_THREAD) && server.scripting.thread.get().is_some()
 }
 
 /// Runs `r` with its gate held: a script inline within its budget
