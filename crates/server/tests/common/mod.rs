@@ -55,17 +55,19 @@ pub fn free_port() -> u16 {
 /// Whether the server on `port` serves commands: redis-server listens
 /// while it still loads its files and answers -LOADING until done, so a
 /// test that connected at once could see a half-loaded data set. An
-/// -NOAUTH reply counts as serving.
+/// -NOAUTH reply counts as serving. The probe QUITs and reads to the
+/// server's close, so that a test starting afterwards never counts the
+/// probe among the server's clients.
 fn answers(port: u16) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = [0u8; 64];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read(&mut buf)
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"))
+    let mut got = Vec::new();
+    s.write_all(b"PING\r\nQUIT\r\n").is_ok()
+        && s.read_to_end(&mut got).is_ok()
+        && (got.starts_with(b"+PONG") || got.starts_with(b"-NOAUTH"))
 }
 
 fn wait_ready(port: u16, child: &mut Child, what: &str) {
