@@ -94,11 +94,10 @@ pub struct Engine {
     call_reply: Reply,
 }
 
-/// What every run uses: prelude.lua's runners and the table EVAL scripts
-/// find KEYS and ARGV in.
+/// What every run uses: prelude.lua's error handler and the table EVAL
+/// scripts find KEYS and ARGV in.
 struct Hot {
-    run: Function,
-    run_eval: Function,
+    handler: Function,
     eval_vars: Table,
 }
 
@@ -183,8 +182,7 @@ impl Engine {
             },
         );
         let hot = Hot {
-            run: internal.raw_get("run")?,
-            run_eval: internal.raw_get("run_eval")?,
+            handler: internal.raw_get("handler")?,
             eval_vars: internal.raw_get("eval_vars")?,
         };
         Ok(Engine {
@@ -474,17 +472,18 @@ impl Engine {
             reply: &mut self.call_reply,
             read_only: t.read_only,
         }));
-        let runner = if t.eval { &hot.run_eval } else { &hot.run };
         let (keys, args, eval) = (t.keys, t.args, t.eval);
         // SAFETY: the closure runs in protected mode on the stack exec_raw
-        // made: 1 runner, 2 script, 3 eval_vars, 4 internal, 5 "resp",
-        // 6 "KEYS", 7 "ARGV". It checks for the room it uses, and holds no
-        // value with a destructor, so a Lua error (out of memory) may jump
-        // out of it. It leaves (true) or (false, error) for exec_raw to
-        // return.
+        // made: 1 error handler, 2 script, 3 eval_vars, 4 internal, 5
+        // "resp", 6 "KEYS", 7 "ARGV". It checks for the room it uses, and
+        // holds no value with a destructor, so a Lua error (out of memory)
+        // may jump out of it. It leaves (true) or (false, error) for
+        // exec_raw to return. The script is called straight from here with
+        // the handler as the message handler: Redis's own way, and a Lua
+        // call or two less than a Lua-side xpcall.
         let outcome = unsafe {
             self.lua.exec_raw::<(bool, Value)>(
-                (runner, &t.function, &hot.eval_vars, &self.internal),
+                (&hot.handler, &t.function, &hot.eval_vars, &self.internal),
                 |state| {
                     ffi::lua_settop(state, 4);
                     if ffi::lua_checkstack(state, 10) == 0 {
@@ -500,7 +499,6 @@ impl Engine {
                     ffi::lua_pushvalue(state, 5);
                     ffi::lua_pushinteger(state, 2);
                     ffi::lua_rawset(state, 4);
-                    ffi::lua_pushvalue(state, 1);
                     ffi::lua_pushvalue(state, 2);
                     let nargs = if eval {
                         for (name, items) in [(6, keys), (7, args)] {
@@ -508,13 +506,15 @@ impl Engine {
                             push_sequence(state, items);
                             ffi::lua_rawset(state, 3);
                         }
-                        1
+                        0
                     } else {
                         push_sequence(state, keys);
                         push_sequence(state, args);
-                        3
+                        2
                     };
-                    let status = ffi::lua_pcall(state, nargs, 2, 0);
+                    // The script's value, or what the handler made of its
+                    // error, lands at 8.
+                    let ok = ffi::lua_pcall(state, nargs, 1, 1) == 0;
                     if eval {
                         for name in [6, 7] {
                             ffi::lua_pushvalue(state, name);
@@ -522,29 +522,20 @@ impl Engine {
                             ffi::lua_rawset(state, 3);
                         }
                     }
-                    if status != 0 {
-                        // Only a failure of the runner itself: the script's
-                        // own errors come back as (false, table).
-                        ffi::lua_settop(state, 0);
-                        ffi::lua_pushboolean(state, 0);
-                        ffi::lua_pushnil(state);
-                        return;
-                    }
-                    let ok = ffi::lua_toboolean(state, -2) != 0;
                     if ok && !busy.moved() {
                         ffi::lua_pushvalue(state, 5);
                         ffi::lua_rawget(state, 4);
                         let resp3 = ffi::lua_tointeger(state, -1) == 3;
                         ffi::lua_pop(state, 1);
-                        let top = ffi::lua_gettop(state);
-                        convert::write_lua(state, top, reply, resp3);
+                        convert::write_lua(state, 8, reply, resp3);
                     }
                     if ok {
                         ffi::lua_settop(state, 0);
                         ffi::lua_pushboolean(state, 1);
                     } else {
-                        // (false, error) from 8 and 9 down to 1 and 2.
+                        // (false, error) down to 1 and 2.
                         ffi::lua_replace(state, 2);
+                        ffi::lua_pushboolean(state, 0);
                         ffi::lua_replace(state, 1);
                         ffi::lua_settop(state, 2);
                     }

@@ -188,43 +188,47 @@ local loading_redis = readonly(library_api, missing)
 
 -- The two environments: EVAL scripts see KEYS and ARGV, functions do not;
 -- while a library loads, `redis` is the library API.
-local function environment(vars)
-  local env
-  env = setmetatable({}, {
+--
+-- An environment is an empty proxy, so that every assignment reaches
+-- __newindex and fails. Its reads go to `lookup`, a table holding the
+-- globals (and, for EVAL, KEYS and ARGV): a global costs one table hit,
+-- not a Lua call. Only what `lookup` lacks reaches its __index function.
+-- Functions' `lookup` leaves `redis` out, since what it means depends on
+-- whether a library is loading.
+local function environment(for_eval)
+  local env = {}
+  local lookup = {}
+  for k, v in pairs(globals) do
+    lookup[k] = v
+  end
+  lookup._G = env
+  if not for_eval then
+    lookup.redis = nil
+  end
+  setmetatable(lookup, {
     __index = function(_, k)
-      local v = vars and vars[k]
-      if v == nil then
-        if k == '_G' then
-          return env
-        elseif k == 'redis' and internal.loading then
-          return loading_redis
-        end
-        v = globals[k]
+      if k == 'redis' then
+        return internal.loading and loading_redis or globals.redis
       end
-      if v == nil then
-        error(missing .. tostring(k) .. "'", 2)
-      end
-      return v
+      error(missing .. tostring(k) .. "'", 2)
     end,
+  })
+  setmetatable(env, {
+    __index = lookup,
     __newindex = function() error('Attempt to modify a readonly table', 2) end,
     __metatable = false,
   })
   protected[env] = true
-  return env
+  return env, lookup
 end
 
-internal.eval_vars = {}
-internal.eval_env = environment(internal.eval_vars)
-internal.function_env = environment(nil)
+internal.eval_env, internal.eval_vars = environment(true)
+internal.function_env = environment(false)
+internal.handler = handler
 
--- Runs f with the error handler; the results are (true, value) or
--- (false, error table).
-internal.run = function(f, ...)
-  local args = pack(...)
-  return xpcall(function() return f(unpack(args, 1, args.n)) end, handler)
-end
 
--- The same for EVAL scripts, which take no arguments: no closure to make.
-internal.run_eval = function(f)
+-- Runs a library's code with the error handler; the results are (true) or
+-- (false, error table). Scripts and functions get the handler from Rust.
+internal.run = function(f)
   return xpcall(f, handler)
 end
