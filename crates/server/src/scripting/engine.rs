@@ -174,6 +174,13 @@ impl Engine {
             .set_name("=redis")
             .call::<()>((debug, rust, internal.clone()))?;
         lua.gc_collect()?;
+        // A collection cycle marks and sweeps every live object (the
+        // prelude and libraries are most of them) however little a script
+        // left behind. Starting one when the heap has grown to 4x what
+        // survived the last (Lua's default: 2x) cut the collector's share
+        // of an INCR script's EVALSHA from 7% to under 6% of the server's
+        // CPU, for a few hundred KB more garbage at most.
+        lua.gc_inc(GC_PAUSE, 0, 0);
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| match interrupt.check() {
@@ -559,6 +566,9 @@ impl Engine {
         }
     }
 }
+
+/// Lua's `setpause`, in percent of the heap that survived a collection.
+const GC_PAUSE: i32 = 400;
 
 /// A `redis.call` reply buffer larger than this is not kept for the next
 /// run.
