@@ -58,6 +58,12 @@ pub struct Server {
     /// DEBUG SET-ACTIVE-EXPIRE: whether the active expiry cycle runs.
     pub active_expire: std::sync::atomic::AtomicBool,
     pub started: Instant,
+    /// Random, new at every start: tells a restarted server from the one
+    /// before it (INFO run_id).
+    pub run_id: String,
+    /// The replication ID of this server's history (INFO master_replid),
+    /// random at start as in Redis.
+    pub replid: String,
     /// Told to every task when the server stops.
     pub shutdown: tokio::sync::watch::Sender<bool>,
     /// Ports actually bound (port 0 picks a free one).
@@ -89,6 +95,8 @@ impl Server {
             persist: persist::Persistence::default(),
             active_expire: std::sync::atomic::AtomicBool::new(true),
             started: Instant::now(),
+            run_id: random_hex_id(),
+            replid: random_hex_id(),
             shutdown,
             bound: parking_lot::Mutex::new(Vec::new()),
             threads,
@@ -116,4 +124,15 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// 40 random hex digits, like Redis's run and replication IDs.
+fn random_hex_id() -> String {
+    use std::fmt::Write;
+    rand::random::<[u8; 20]>()
+        .iter()
+        .fold(String::with_capacity(40), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

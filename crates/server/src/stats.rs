@@ -2,6 +2,9 @@
 //! allocator and the kernel.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
 
 /// Counters with Redis's INFO names. All are monotonic except where noted;
 /// CONFIG RESETSTAT zeroes the resettable ones.
@@ -17,6 +20,31 @@ pub struct Stats {
     pub net_output_bytes: AtomicU64,
     /// Changes since start (Redis's `dirty`), never reset.
     pub dirty: AtomicU64,
+    /// The most `used_memory` seen (by the cron or INFO), never reset.
+    pub peak_memory: AtomicU64,
+    rates: Mutex<Rates>,
+}
+
+/// Samples of the counters INFO shows per-second rates of, as Redis's
+/// trackInstantaneousMetric keeps them: a rate per sample period, and the
+/// average of the last [`SAMPLES`].
+#[derive(Default)]
+struct Rates {
+    last: Option<(Instant, [u64; 3])>,
+    samples: [[f64; SAMPLES]; 3],
+    next: usize,
+}
+
+const SAMPLES: usize = 16;
+
+/// How often the cron samples the rates (Redis: every 100 ms).
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// The per-second rates INFO shows.
+pub struct Instantaneous {
+    pub ops: u64,
+    pub input_kbps: f64,
+    pub output_kbps: f64,
 }
 
 impl Stats {
@@ -35,6 +63,45 @@ impl Stats {
         }
     }
 
+    /// Records `used_memory` towards the peak; returns it.
+    pub fn note_memory(&self, used: u64) -> u64 {
+        self.peak_memory.fetch_max(used, Relaxed);
+        used
+    }
+
+    /// Takes one sample of the rates (called by the cron every
+    /// [`SAMPLE_EVERY`]).
+    pub fn sample(&self, now: Instant) {
+        let values = [
+            self.commands.load(Relaxed),
+            self.net_input_bytes.load(Relaxed),
+            self.net_output_bytes.load(Relaxed),
+        ];
+        let mut r = self.rates.lock();
+        if let Some((at, before)) = r.last {
+            let secs = now.saturating_duration_since(at).as_secs_f64();
+            if secs > 0.0 {
+                let next = r.next;
+                for (i, (v, b)) in values.iter().zip(before).enumerate() {
+                    // A reset (CONFIG RESETSTAT) counts as no traffic.
+                    r.samples[i][next] = v.saturating_sub(b) as f64 / secs;
+                }
+                r.next = (next + 1) % SAMPLES;
+            }
+        }
+        r.last = Some((now, values));
+    }
+
+    pub fn instantaneous(&self) -> Instantaneous {
+        let r = self.rates.lock();
+        let avg = |i: usize| r.samples[i].iter().sum::<f64>() / SAMPLES as f64;
+        Instantaneous {
+            ops: avg(0) as u64,
+            input_kbps: avg(1) / 1024.0,
+            output_kbps: avg(2) / 1024.0,
+        }
+    }
+
     pub fn hit(&self, found: bool) {
         if found {
             self.keyspace_hits.fetch_add(1, Relaxed);
@@ -50,6 +117,17 @@ pub fn used_memory() -> u64 {
     use tikv_jemalloc_ctl::{epoch, stats};
     let _ = epoch::advance();
     stats::allocated::read().unwrap_or(0) as u64
+}
+
+/// The machine's memory in bytes, from /proc (Redis's
+/// total_system_memory); 0 when unknown.
+pub fn system_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
 }
 
 /// Resident set size in bytes, from /proc.

@@ -351,6 +351,92 @@ fn info_sections_and_commandstats() {
     assert!(!text(&c.cmd(&["INFO", "commandstats"])).contains("cmdstat_set"));
 }
 
+/// One INFO field's value.
+fn info_field(c: &mut Raw, section: &str, name: &str) -> String {
+    let info = text(&c.cmd(&["INFO", section]));
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in {info}"))
+        .to_string()
+}
+
+fn info_number(c: &mut Raw, section: &str, name: &str) -> f64 {
+    let v = info_field(c, section, name);
+    v.trim_end_matches('%')
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}:{v} is not a number"))
+}
+
+/// The INFO fields monitoring reads beyond the counters: the run ID, peak
+/// memory, what scripting holds, and the per-second rates, each following
+/// what the server does.
+#[test]
+fn info_follows_scripts_memory_and_traffic() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut c = Raw::connect(server.port);
+    let run_id = info_field(&mut c, "server", "run_id");
+    assert!(run_id.len() == 40 && run_id.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(info_field(&mut c, "server", "run_id"), run_id);
+    assert_ne!(info_field(&mut c, "replication", "master_replid"), run_id);
+
+    let used = info_number(&mut c, "memory", "used_memory");
+    assert!(info_number(&mut c, "memory", "used_memory_peak") >= used);
+    assert!(info_number(&mut c, "memory", "total_system_memory") > used);
+
+    assert_eq!(
+        info_number(&mut c, "memory", "number_of_cached_scripts"),
+        0.0
+    );
+    c.cmd(&["EVAL", "return 1", "0"]);
+    c.cmd(&["SCRIPT", "LOAD", "return 2"]);
+    assert_eq!(
+        info_number(&mut c, "memory", "number_of_cached_scripts"),
+        2.0
+    );
+    assert!(info_number(&mut c, "memory", "used_memory_lua") > 0.0);
+    let scripts = info_number(&mut c, "memory", "used_memory_scripts_eval");
+    assert!(scripts > 0.0);
+    assert_eq!(c.cmd(&["SCRIPT", "FLUSH"]), b"+OK\r\n");
+    assert_eq!(
+        info_number(&mut c, "memory", "number_of_cached_scripts"),
+        0.0
+    );
+    assert!(info_number(&mut c, "memory", "used_memory_scripts_eval") < scripts);
+    c.cmd(&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib\nredis.register_function('f1', function() return 1 end)\n\
+         redis.register_function('f2', function() return 2 end)",
+    ]);
+    assert_eq!(info_number(&mut c, "memory", "number_of_functions"), 2.0);
+    assert_eq!(info_number(&mut c, "memory", "number_of_libraries"), 1.0);
+    assert!(info_number(&mut c, "memory", "used_memory_functions") > 0.0);
+
+    // The rates average the last 1.6 s: busy while a client sends, back to
+    // nothing once it has stopped.
+    let port = server.port;
+    let busy = std::thread::spawn(move || {
+        let mut c = Raw::connect(port);
+        let until = Instant::now() + Duration::from_millis(1500);
+        while Instant::now() < until {
+            for _ in 0..50 {
+                c.send(&["PING"]);
+            }
+            for _ in 0..50 {
+                c.read();
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(info_number(&mut c, "stats", "instantaneous_ops_per_sec") > 0.0);
+    assert!(info_number(&mut c, "stats", "instantaneous_input_kbps") > 0.0);
+    busy.join().expect("busy client");
+    // Past the window, only this connection's own INFO calls are left.
+    std::thread::sleep(Duration::from_millis(2500));
+    let idle = info_number(&mut c, "stats", "instantaneous_ops_per_sec");
+    assert!(idle < 10.0, "{idle} ops/s after the traffic stopped");
+}
+
 #[test]
 fn debug_object_and_switches() {
     let server = ServerProcess::ferrokv(&[]);

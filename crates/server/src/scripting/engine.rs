@@ -5,7 +5,7 @@
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ffi::c_int;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
 
 use ferrokv_resp::{Protocol, Reply};
@@ -244,6 +244,34 @@ impl Engine {
         // Redis starts a new VM: the cjson settings are back to defaults.
         super::cjson::reset(&self.lua);
         let _ = self.lua.gc_collect();
+    }
+
+    /// Refreshes INFO memory's figures.
+    pub fn figures(&self, out: &super::Figures) {
+        out.vm_bytes.store(self.lua.used_memory(), Relaxed);
+        out.scripts.store(self.scripts.len(), Relaxed);
+        let entry = std::mem::size_of::<(String, (Function, u32))>();
+        out.scripts_bytes.store(
+            self.scripts.capacity() * entry + self.scripts.len() * SHA_LEN,
+            Relaxed,
+        );
+        let functions: usize = self
+            .libraries
+            .iter()
+            .map(|(name, l)| {
+                name.len()
+                    + l.code.capacity()
+                    + l.functions
+                        .iter()
+                        .map(|f| {
+                            std::mem::size_of::<FunctionInfo>()
+                                + f.name.len()
+                                + f.description.as_ref().map_or(0, Vec::len)
+                        })
+                        .sum::<usize>()
+            })
+            .sum();
+        out.functions_bytes.store(functions, Relaxed);
     }
 
     /// A function by name with its flags.
@@ -566,6 +594,9 @@ impl Engine {
         }
     }
 }
+
+/// A script's key in the cache: its SHA1 in hex.
+const SHA_LEN: usize = 40;
 
 /// Lua's `setpause`, in percent of the heap that survived a collection.
 const GC_PAUSE: i32 = 400;

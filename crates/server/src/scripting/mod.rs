@@ -348,7 +348,23 @@ pub struct Scripting {
     /// Counts for FUNCTION STATS, readable while a function runs.
     pub libraries: AtomicUsize,
     pub functions: AtomicUsize,
+    /// INFO memory's figures, refreshed whenever the VM was used, so that
+    /// INFO never waits for a running script.
+    pub figures: Figures,
     thread: OnceLock<mpsc::Sender<Job>>,
+}
+
+/// What scripting holds, in bytes and counts (INFO memory).
+#[derive(Default)]
+pub struct Figures {
+    /// The Lua VM's heap: compiled scripts and libraries, their data.
+    pub vm_bytes: AtomicUsize,
+    pub scripts: AtomicUsize,
+    /// The script cache outside the VM: its table and the SHA1s.
+    pub scripts_bytes: AtomicUsize,
+    /// The libraries outside the VM: their code (kept for FUNCTION DUMP,
+    /// RDB and AOF) and function descriptions.
+    pub functions_bytes: AtomicUsize,
 }
 
 impl Scripting {
@@ -371,6 +387,7 @@ impl Scripting {
                     engine.libraries.values().map(|l| l.functions.len()).sum(),
                     SeqCst,
                 );
+                engine.figures(&self.figures);
                 r
             }
             None => Err(CmdError::Static("ERR Lua is not available")),

@@ -1,5 +1,7 @@
 //! The active expiry cycle: a background thread that reclaims keys whose
-//! TTL has passed even if no client ever touches them again.
+//! TTL has passed even if no client ever touches them again. Like Redis's
+//! serverCron, the same thread samples INFO's per-second rates and peak
+//! memory (crate::stats).
 //!
 //! Like Redis's slow cycle it runs `hz` times a second with a time budget
 //! of a quarter of each period, and keeps working on a shard while more
@@ -20,6 +22,7 @@ const BUCKETS_PER_STEP: usize = 64;
 pub fn run(server: Arc<Server>) {
     let mut shutdown = server.shutdown.subscribe();
     let mut next_db = 0;
+    let mut sampled = Instant::now();
     loop {
         let hz = server.config.hz.load(Relaxed).max(1);
         let period = Duration::from_millis(1000 / hz);
@@ -27,6 +30,12 @@ pub fn run(server: Arc<Server>) {
         let start = Instant::now();
         if server.active_expire.load(Relaxed) {
             next_db = cycle(&server, start + budget, next_db);
+        }
+        // The rest of Redis's serverCron that INFO depends on.
+        if start.duration_since(sampled) >= crate::stats::SAMPLE_EVERY {
+            sampled = start;
+            server.stats.sample(start);
+            server.stats.note_memory(crate::stats::used_memory());
         }
         if *shutdown.borrow_and_update() {
             return;

@@ -167,13 +167,18 @@ fn server(s: &Server, out: &mut String) {
     let port = s.bound.lock().first().map(|a| a.port()).unwrap_or(0);
     fields!(out,
         "redis_version" => crate::REDIS_VERSION,
+        // What Redis shows when it was not built from a git checkout.
+        "redis_git_sha1" => "00000000",
+        "redis_git_dirty" => 0,
         "ferrokv_version" => env!("CARGO_PKG_VERSION"),
         "redis_mode" => "standalone",
         "os" => os_name(),
         "arch_bits" => usize::BITS,
+        "monotonic_clock" => "POSIX clock_gettime",
         "multiplexing_api" => "epoll",
         "process_id" => std::process::id(),
         "process_supervised" => "no",
+        "run_id" => s.run_id,
         "tcp_port" => port,
         "server_time_usec" => now_us,
         "uptime_in_seconds" => uptime,
@@ -239,19 +244,48 @@ fn human(n: u64) -> String {
     format!("{n}B")
 }
 
-fn memory(_s: &Server, out: &mut String) {
-    let used = crate::stats::used_memory();
+/// Allocator and kernel figures, and what scripting holds. Scripts and
+/// functions share one Lua VM here (Redis has one each), so the VM is
+/// shown as the EVAL one and as the total, and there is no
+/// used_memory_vm_functions.
+fn memory(s: &Server, out: &mut String) {
+    let used = s.stats.note_memory(crate::stats::used_memory());
+    let peak = s.stats.peak_memory.load(Relaxed).max(used);
     let rss = crate::stats::rss_bytes();
+    let system = crate::stats::system_memory();
     let ratio = if used > 0 {
         rss as f64 / used as f64
     } else {
         0.0
     };
+    let f = &s.scripting.figures;
+    let vm = f.vm_bytes.load(Relaxed) as u64;
+    let (scripts_bytes, functions_bytes) = (
+        f.scripts_bytes.load(Relaxed) as u64,
+        f.functions_bytes.load(Relaxed) as u64,
+    );
     fields!(out,
         "used_memory" => used,
         "used_memory_human" => human(used),
         "used_memory_rss" => rss,
         "used_memory_rss_human" => human(rss),
+        "used_memory_peak" => peak,
+        "used_memory_peak_human" => human(peak),
+        "used_memory_peak_perc" => format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+        "total_system_memory" => system,
+        "total_system_memory_human" => human(system),
+        "used_memory_lua" => vm,
+        "used_memory_vm_eval" => vm,
+        "used_memory_lua_human" => human(vm),
+        "used_memory_scripts_eval" => scripts_bytes,
+        "number_of_cached_scripts" => f.scripts.load(Relaxed),
+        "number_of_functions" => s.scripting.functions.load(Relaxed),
+        "number_of_libraries" => s.scripting.libraries.load(Relaxed),
+        "used_memory_vm_total" => vm,
+        "used_memory_vm_total_human" => human(vm),
+        "used_memory_functions" => functions_bytes,
+        "used_memory_scripts" => scripts_bytes + functions_bytes,
+        "used_memory_scripts_human" => human(scripts_bytes + functions_bytes),
         "maxmemory" => 0,
         "maxmemory_human" => "0B",
         "maxmemory_policy" => "noeviction",
@@ -305,11 +339,15 @@ fn persistence(s: &Server, out: &mut String) {
 
 fn stats(s: &Server, out: &mut String) {
     let st = &s.stats;
+    let rates = st.instantaneous();
     fields!(out,
         "total_connections_received" => st.connections_received.load(Relaxed),
         "total_commands_processed" => st.commands.load(Relaxed),
+        "instantaneous_ops_per_sec" => rates.ops,
         "total_net_input_bytes" => st.net_input_bytes.load(Relaxed),
         "total_net_output_bytes" => st.net_output_bytes.load(Relaxed),
+        "instantaneous_input_kbps" => format!("{:.2}", rates.input_kbps),
+        "instantaneous_output_kbps" => format!("{:.2}", rates.output_kbps),
         "rejected_connections" => st.rejected_connections.load(Relaxed),
         "expired_keys" => st.expired_keys.load(Relaxed),
         "evicted_keys" => 0,
@@ -323,11 +361,13 @@ fn stats(s: &Server, out: &mut String) {
     );
 }
 
-fn replication(_s: &Server, out: &mut String) {
+fn replication(s: &Server, out: &mut String) {
     fields!(out,
         "role" => "master",
         "connected_slaves" => 0,
         "master_failover_state" => "no-failover",
+        "master_replid" => s.replid,
+        "master_replid2" => "0000000000000000000000000000000000000000",
         "master_repl_offset" => 0,
         "second_repl_offset" => -1,
         "repl_backlog_active" => 0,
