@@ -417,7 +417,11 @@ async fn wait_blocked(
             TimeoutReply::NullArray => reply.null_array(),
             TimeoutReply::NullBulk => reply.null(),
         },
-        Some(Wake::Error) => reply.error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+        Some(Wake::Error) => {
+            let text = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+            server.stats.count_error(text);
+            reply.error(text);
+        }
     }
     true
 }
@@ -501,7 +505,9 @@ fn run_ready(
             Ok(Some(n)) => n,
             Ok(None) => return Step::Incomplete,
             Err(e) => {
-                reply.error(&format!("ERR {e}"));
+                let text = format!("ERR {e}");
+                server.stats.count_error(&text);
+                reply.error(&text);
                 *pos = buf.len();
                 return Step::Done(Flow::Close);
             }
@@ -540,7 +546,7 @@ fn try_dispatch<'a>(
     }
     let (mark, skip) = begin(client, reply);
     let flow = match resolved {
-        Err(e) => rejected(client, reply, &e),
+        Err(e) => rejected(server, client, reply, &e, argv),
         Ok(r) if queues(client, &r) => queue(client, &r, argv, reply),
         Ok(r) => {
             client.shared.last_cmd.store(r.id, Relaxed);
@@ -562,7 +568,7 @@ async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &
     let (mark, skip) = begin(client, reply);
     let flow = match pipeline(server, client, argv, reply).await {
         Ok(flow) => flow,
-        Err(e) => rejected(client, reply, &e),
+        Err(e) => rejected(server, client, reply, &e, argv),
     };
     end(client, reply, mark, skip);
     flow
@@ -590,11 +596,22 @@ fn end(client: &Client, reply: &mut Reply, mark: usize, skip: bool) {
 
 /// Answers a request rejected before it ran; one rejected while queueing
 /// dooms the transaction.
-fn rejected(client: &mut Client, reply: &mut Reply, e: &command::CmdError) -> Flow {
+fn rejected(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    e: &command::CmdError,
+    argv: &[&[u8]],
+) -> Flow {
     if let Some(multi) = client.multi.as_mut() {
         multi.aborted = true;
     }
-    reply.error(&e.text());
+    if matches!(e, command::CmdError::WrongArity(_)) {
+        server.commands.note_rejected(argv);
+    }
+    let text = e.text();
+    server.stats.count_error(&text);
+    reply.error(&text);
     Flow::Continue
 }
 

@@ -1,6 +1,7 @@
 //! Server-wide counters reported by INFO, and memory figures read from the
 //! allocator and the kernel.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,10 @@ pub struct Stats {
     /// The most `used_memory` seen (by the cron or INFO), never reset.
     pub peak_memory: AtomicU64,
     rates: Mutex<Rates>,
+    /// Error replies sent (and errors of commands scripts called), in all
+    /// and by error code (Redis's total_error_replies and errorstats).
+    pub error_replies: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
 }
 
 /// Samples of the counters INFO shows per-second rates of, as Redis's
@@ -58,9 +63,38 @@ impl Stats {
             &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.error_replies,
         ] {
             c.store(0, Relaxed);
         }
+        self.errors.lock().clear();
+    }
+
+    /// Counts an error reply by its code: its first word when a space
+    /// ends it within 32 bytes, else ERR (as Redis's afterErrorReply).
+    pub fn count_error(&self, text: &str) {
+        self.error_replies.fetch_add(1, Relaxed);
+        let head = &text.as_bytes()[..text.len().min(32)];
+        let code = match head.iter().position(|&b| b == b' ') {
+            Some(end) => &text[..end],
+            None => "ERR",
+        };
+        let mut errors = self.errors.lock();
+        match errors.get_mut(code) {
+            Some(n) => *n += 1,
+            None => {
+                errors.insert(code.to_string(), 1);
+            }
+        }
+    }
+
+    /// Error codes and their counts, in code order (INFO errorstats).
+    pub fn errors(&self) -> Vec<(String, u64)> {
+        self.errors
+            .lock()
+            .iter()
+            .map(|(code, n)| (code.clone(), *n))
+            .collect()
     }
 
     /// Records `used_memory` towards the peak; returns it.

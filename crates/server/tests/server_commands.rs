@@ -349,6 +349,27 @@ fn info_sections_and_commandstats() {
     assert!(all.contains("# Commandstats") && all.contains("# Keyspace"));
     assert_eq!(c.cmd(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
     assert!(!text(&c.cmd(&["INFO", "commandstats"])).contains("cmdstat_set"));
+
+    // Refused for arity (also inside a script) is a rejected call; a
+    // script whose reply is an error is a failed one, as in Redis.
+    c.cmd(&["GET"]);
+    c.cmd(&["EVAL", "return redis.call('get')", "0"]);
+    c.cmd(&["EVAL", "return redis.error_reply('MY error')", "0"]);
+    c.cmd(&["CONFIG", "GET"]);
+    let stats = text(&c.cmd(&["INFO", "commandstats"]));
+    for needle in [
+        "cmdstat_get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=2,failed_calls=0",
+        "rejected_calls=0,failed_calls=2\r\n",
+        "cmdstat_config|get:calls=0,usec=0,usec_per_call=0.00,rejected_calls=1,",
+    ] {
+        assert!(stats.contains(needle), "missing {needle:?} in {stats}");
+    }
+    let info = text(&c.cmd(&["INFO"]));
+    assert!(
+        info.contains("total_error_replies:4\r\n")
+            && info.contains("# Errorstats\r\nerrorstat_ERR:count=3\r\nerrorstat_MY:count=1\r\n"),
+        "{info}"
+    );
 }
 
 /// One INFO field's value.

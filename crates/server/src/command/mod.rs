@@ -440,6 +440,30 @@ impl CommandTable {
         })
     }
 
+    /// Counts a call of the command `argv` names that was refused for its
+    /// arity (Redis's rejected_calls); nothing when no command, or no
+    /// subcommand of a container, has that name.
+    pub fn note_rejected(&self, argv: &[&[u8]]) {
+        let Some(id) = argv.first().and_then(|name| self.lookup_id(name)) else {
+            return;
+        };
+        let cmd = self.entries[id].0;
+        let id = match argv.get(1) {
+            Some(sub) if !cmd.subcommands.is_empty() => {
+                let found = cmd
+                    .subcommands
+                    .iter()
+                    .position(|s| sub.eq_ignore_ascii_case(s.name.as_bytes()));
+                match found {
+                    Some(pos) => id + 1 + pos,
+                    None => return,
+                }
+            }
+            _ => id,
+        };
+        self.stats[id].rejected.fetch_add(1, Relaxed);
+    }
+
     /// Finds the command (and subcommand) named by `argv` and checks its
     /// arity; the error is the reply Redis gives.
     pub fn resolve(&self, argv: &[&[u8]]) -> Result<Resolved, CmdError> {
@@ -526,6 +550,9 @@ pub enum CmdError {
     /// A complete error text, including its code.
     Static(&'static str),
     Owned(String),
+    /// A script's error that repeats one already counted in INFO
+    /// errorstats (a failed `redis.call`): the reply, not counted again.
+    Counted(String),
 }
 
 impl CmdError {
@@ -545,7 +572,7 @@ impl CmdError {
             CmdError::UnknownCommand(text) => text.as_str().into(),
             CmdError::NoAuth => "NOAUTH Authentication required.".into(),
             CmdError::Static(s) => (*s).into(),
-            CmdError::Owned(s) => s.as_str().into(),
+            CmdError::Owned(s) | CmdError::Counted(s) => s.as_str().into(),
         }
     }
 }
@@ -925,7 +952,11 @@ fn run(
     );
     if let Err(e) = result {
         stats.failed.fetch_add(1, Relaxed);
-        reply.error(&e.text());
+        let text = e.text();
+        if !matches!(e, CmdError::Counted(_)) {
+            server.stats.count_error(&text);
+        }
+        reply.error(&text);
     }
     if matches!(flow, Flow::Block { .. } | Flow::Offload) {
         // Counted when it is served (or run again), as Redis does.

@@ -61,6 +61,36 @@ unsafe fn push_bytes(state: *mut lua_State, bytes: &[u8]) {
     ffi::lua_pushlstring(state, bytes.as_ptr().cast(), bytes.len());
 }
 
+/// The field Redis sets in the error tables of `redis.call` and
+/// `redis.pcall`, which scripts can see: the error was counted in INFO
+/// errorstats when the command failed, and is not counted again when the
+/// script raises or returns it.
+pub const COUNTED: &str = "ignore_error_stats_update";
+
+/// Whether the value at `idx` is an error table (`{err=<string>}`).
+///
+/// # Safety
+/// `idx` must be a valid absolute index of `state`, with one free slot.
+pub unsafe fn is_error(state: *mut lua_State, idx: c_int) -> bool {
+    if ffi::lua_type(state, idx) != ffi::LUA_TTABLE {
+        return false;
+    }
+    let top = ffi::lua_gettop(state);
+    let is = field(state, idx, top, "err") == ffi::LUA_TSTRING;
+    ffi::lua_settop(state, top);
+    is
+}
+
+/// Sets [`COUNTED`] in the error table on top.
+///
+/// # Safety
+/// A table must be on top of `state`, with two free slots.
+pub unsafe fn mark_counted(state: *mut lua_State) {
+    push_bytes(state, COUNTED.as_bytes());
+    ffi::lua_pushboolean(state, 1);
+    ffi::lua_rawset(state, -3);
+}
+
 /// Pushes `{[field] = <the value on top>}` in place of the value on top.
 unsafe fn wrap(state: *mut lua_State, field: &str) {
     ffi::lua_createtable(state, 0, 1);
@@ -93,6 +123,9 @@ unsafe fn push_value(state: *mut lua_State, buf: &[u8], pos: &mut usize, depth: 
                     _ => "big_number",
                 },
             );
+            if kind == b'-' {
+                mark_counted(state);
+            }
         }
         b':' => ffi::lua_pushnumber(state, number(head) as f64),
         b'$' => match number(head) {

@@ -548,8 +548,11 @@ impl Engine {
                         2
                     };
                     // The script's value, or what the handler made of its
-                    // error, lands at 8.
-                    let ok = ffi::lua_pcall(state, nargs, 1, 1) == 0;
+                    // error, lands at 8. A returned error table fails the
+                    // script as a raised one does (Redis counts both as
+                    // failed calls), only without the script's position.
+                    let ok =
+                        ffi::lua_pcall(state, nargs, 1, 1) == 0 && !convert::is_error(state, 8);
                     if eval {
                         for name in [6, 7] {
                             ffi::lua_pushvalue(state, name);
@@ -589,7 +592,18 @@ impl Engine {
         }
         match outcome {
             Ok((true, _)) => Ok(()),
-            Ok((false, err)) => Err(CmdError::Owned(failure(&err, t.name, busy.killed()))),
+            Ok((false, err)) => {
+                let text = failure(&err, t.name, busy.killed());
+                let counted = match &err {
+                    Value::Table(t) => t.raw_get::<bool>(convert::COUNTED).unwrap_or(false),
+                    _ => false,
+                };
+                Err(if counted {
+                    CmdError::Counted(text)
+                } else {
+                    CmdError::Owned(text)
+                })
+            }
             Err(e) => Err(internal_error(e)),
         }
     }
@@ -698,14 +712,19 @@ unsafe fn fail(state: *mut ffi::lua_State, raise: bool) -> c_int {
     1
 }
 
-/// Pushes {err="ERR " .. text}.
+/// Pushes {err="ERR " .. text} for a call Redis refuses, counted in INFO
+/// errorstats here as Redis counts it.
 unsafe fn push_err(state: *mut ffi::lua_State, text: &str) {
-    ffi::lua_createtable(state, 0, 1);
+    if let Some(site) = SITE.get() {
+        (*site.server).stats.count_error("ERR");
+    }
+    ffi::lua_createtable(state, 0, 2);
     ffi::lua_pushlstring(state, c"err".as_ptr(), 3);
     ffi::lua_pushlstring(state, c"ERR ".as_ptr(), 4);
     ffi::lua_pushlstring(state, text.as_ptr().cast(), text.len());
     ffi::lua_concat(state, 2);
     ffi::lua_rawset(state, -3);
+    convert::mark_counted(state);
 }
 
 /// The Rust part of [`redis_call`]: runs the command named by stack slots
@@ -757,7 +776,8 @@ unsafe fn run_command(
     let r = match server.commands.resolve(argv) {
         Ok(r) => r,
         Err(CmdError::WrongArity(_)) => {
-            return Err("Wrong number of args calling Redis command from script")
+            server.commands.note_rejected(argv);
+            return Err("Wrong number of args calling Redis command from script");
         }
         Err(_) => return Err("Unknown Redis command called from script"),
     };

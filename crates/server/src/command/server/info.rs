@@ -85,6 +85,12 @@ const SECTIONS: &[Section] = &[
         write: commandstats,
     },
     Section {
+        name: "errorstats",
+        header: "Errorstats",
+        default: true,
+        write: errorstats,
+    },
+    Section {
         name: "cluster",
         header: "Cluster",
         default: true,
@@ -358,6 +364,7 @@ fn stats(s: &Server, out: &mut String) {
         "pubsubshard_channels" => s.pubsub.len(crate::pubsub::Kind::Shard),
         "latest_fork_usec" => 0,
         "total_forks" => 0,
+        "total_error_replies" => st.error_replies.load(Relaxed),
     );
 }
 
@@ -400,6 +407,12 @@ fn commandstats(s: &Server, out: &mut String) {
             out,
             "cmdstat_{name}:calls={calls},usec={usec},usec_per_call={per_call:.2},rejected_calls={rejected},failed_calls={failed}\r\n"
         );
+    }
+}
+
+fn errorstats(s: &Server, out: &mut String) {
+    for (code, count) in s.stats.errors() {
+        let _ = write!(out, "errorstat_{code}:count={count}\r\n");
     }
 }
 
