@@ -27,6 +27,8 @@
 #   -c N          parallel clients                       (BENCH_CLIENTS, default 50)
 #   -m N          keys loaded for the memory section, 0 skips it (BENCH_MEM_KEYS, default 1000000)
 #   -s LIST       ferrokv shapes: 1 and/or default       (BENCH_SHAPES, default 1,default)
+#   -R N          rounds per figure: each round runs redis then ferrokv, and
+#                 the table shows each server's median   (BENCH_ROUNDS, default 1)
 #   -q            quick smoke run, tiny counts           (BENCH_QUICK=1)
 #   -B            skip `cargo build --release`           (BENCH_NO_BUILD=1)
 #   -p PORT       look for free ports from PORT upwards  (BENCH_PORT_BASE; default: kernel-chosen)
@@ -45,13 +47,14 @@ PIPELINES=${BENCH_PIPELINES:-1,16}
 CLIENTS=${BENCH_CLIENTS:-50}
 MEM_KEYS=${BENCH_MEM_KEYS:-}
 SHAPES=${BENCH_SHAPES:-1,default}
+ROUNDS=${BENCH_ROUNDS:-1}
 QUICK=${BENCH_QUICK:-0}
 NO_BUILD=${BENCH_NO_BUILD:-0}
 PORT_BASE=${BENCH_PORT_BASE:-}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
-while getopts "n:N:r:t:P:c:m:s:qBp:h" opt; do
+while getopts "n:N:r:t:P:c:m:s:R:qBp:h" opt; do
     case $opt in
         n) N=$OPTARG ;;
         N) NP=$OPTARG ;;
@@ -61,6 +64,7 @@ while getopts "n:N:r:t:P:c:m:s:qBp:h" opt; do
         c) CLIENTS=$OPTARG ;;
         m) MEM_KEYS=$OPTARG ;;
         s) SHAPES=$OPTARG ;;
+        R) ROUNDS=$OPTARG ;;
         q) QUICK=1 ;;
         B) NO_BUILD=1 ;;
         p) PORT_BASE=$OPTARG ;;
@@ -238,6 +242,12 @@ run_bench() {
         'BEGIN { printf "%s %.2f\n", rps, t / hz * 1e6 / n }'
 }
 
+# median_run "rps cpu"...: the run with the median rps (the lower middle
+# one for an even count), so that a figure and its CPU cost stay a pair.
+median_run() {
+    printf '%s\n' "$@" | sort -g -k1,1 | awk '{ runs[NR] = $0 } END { print runs[int((NR + 1) / 2)] }'
+}
+
 if [[ $NO_BUILD != 1 ]]; then
     echo "== cargo build --release"
     # One invocation for both binaries: txn_bench's tokio features are a
@@ -269,7 +279,7 @@ start_ferrokv() {
 
 echo "== $(redis-server --version | awk '{print $1, $2, $3}'), $("$FERROKV" --version)"
 echo "== $(nproc) CPUs, clients $CLIENTS, keyspace $KEYSPACE, requests $N (pipelined: $NP)," \
-    "CPU per request from /proc/<pid>/stat at $TICKS ticks/s"
+    "CPU per request from /proc/<pid>/stat at $TICKS ticks/s, median of $ROUNDS round(s)"
 
 IFS=, read -ra test_list <<<"$TESTS"
 IFS=, read -ra pipe_list <<<"$PIPELINES"
@@ -294,8 +304,13 @@ for shape in "${shape_list[@]}"; do
         for p in "${pipe_list[@]}"; do
             requests=$N
             [[ $p -gt 1 ]] && requests=$NP
-            read -r r_rps r_cpu <<<"$(run_bench "$rpid" "$rport" "$test" "$p" "$requests")"
-            read -r f_rps f_cpu <<<"$(run_bench "$fpid" "$fport" "$test" "$p" "$requests")"
+            r_runs=() f_runs=()
+            for ((round = 0; round < ROUNDS; round++)); do
+                r_runs+=("$(run_bench "$rpid" "$rport" "$test" "$p" "$requests")")
+                f_runs+=("$(run_bench "$fpid" "$fport" "$test" "$p" "$requests")")
+            done
+            read -r r_rps r_cpu <<<"$(median_run "${r_runs[@]}")"
+            read -r f_rps f_cpu <<<"$(median_run "${f_runs[@]}")"
             label=$(csv_name "$test")
             custom_cmd "$test" >/dev/null && label=${test^^}
             printf "%-16s %3s %12s %12s %7s %14s %14s\n" "$label" "$p" "$r_rps" \
