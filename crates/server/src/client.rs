@@ -11,7 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
+
+use crate::command::Resolved;
 
 /// The part of a client visible to others.
 pub struct ClientShared {
@@ -71,12 +74,15 @@ pub struct Client {
     pub aof_ticket: u64,
     /// Writes of the running EXEC or script, propagated together by it.
     pub propagated: Vec<crate::persist::aof::Propagated>,
+    /// The last transaction's queue, emptied: the next MULTI reuses its
+    /// buffers instead of growing new ones.
+    pub spare_queue: Queued,
 }
 
 /// A transaction being queued.
 #[derive(Default)]
 pub struct Multi {
-    pub commands: Vec<Vec<Vec<u8>>>,
+    pub commands: Queued,
     /// A command was rejected while queueing: EXEC will fail.
     pub aborted: bool,
     /// A queued command does not let EXEC lock just its keys
@@ -86,6 +92,72 @@ pub struct Multi {
     /// The (database, shard) pairs of the queued commands' keys, while none
     /// is unkeyed.
     pub shards: Vec<(usize, usize)>,
+}
+
+/// Argument bytes of a spent queue worth keeping for the next MULTI.
+const QUEUE_KEEP: usize = 16 * 1024;
+
+/// The commands queued in MULTI, resolved, with their arguments in one
+/// buffer: a transaction of short commands then costs a few allocations
+/// instead of one per argument.
+#[derive(Default)]
+pub struct Queued {
+    bytes: Vec<u8>,
+    /// Where each argument ends in `bytes`.
+    ends: Vec<usize>,
+    /// Each command and where its arguments end in `ends`.
+    commands: Vec<(Resolved, usize)>,
+}
+
+impl Queued {
+    pub fn push(&mut self, r: Resolved, argv: &[&[u8]]) {
+        for a in argv {
+            self.bytes.extend_from_slice(a);
+            self.ends.push(self.bytes.len());
+        }
+        self.commands.push((r, self.ends.len()));
+    }
+
+    pub fn len(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// Empties the queue for reuse; None when it grew too large to keep.
+    pub fn emptied(mut self) -> Option<Queued> {
+        if self.bytes.capacity() > QUEUE_KEEP {
+            return None;
+        }
+        self.bytes.clear();
+        self.ends.clear();
+        self.commands.clear();
+        Some(self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.commands.is_empty()
+    }
+
+    /// Each command with its arguments, in queueing order.
+    pub fn iter(&self) -> impl Iterator<Item = (&Resolved, SmallVec<[&[u8]; 8]>)> + '_ {
+        let mut first_arg = 0;
+        self.commands.iter().map(move |(r, end)| {
+            let mut start = if first_arg == 0 {
+                0
+            } else {
+                self.ends[first_arg - 1]
+            };
+            let argv = self.ends[first_arg..*end]
+                .iter()
+                .map(|&stop| {
+                    let arg = &self.bytes[start..stop];
+                    start = stop;
+                    arg
+                })
+                .collect();
+            first_arg = *end;
+            (r, argv)
+        })
+    }
 }
 
 impl Client {
@@ -105,6 +177,7 @@ impl Client {
             gate: 0,
             aof_ticket: 0,
             propagated: Vec::new(),
+            spare_queue: Queued::default(),
         }
     }
 
@@ -172,6 +245,7 @@ impl Registry {
             gate: 0,
             aof_ticket: 0,
             propagated: Vec::new(),
+            spare_queue: Queued::default(),
         }
     }
 
@@ -226,6 +300,46 @@ impl Registry {
             Some((PauseMode::All, end)) => Some(end),
             Some((PauseMode::Write, end)) if write => Some(end),
             _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::CommandTable;
+
+    #[test]
+    fn queued_commands_come_back_whole_and_in_order() {
+        let table = CommandTable::new();
+        let commands: [&[&[u8]]; 4] = [
+            &[b"SET", b"k", b""],
+            &[b"PING"],
+            &[b"MSET", b"a", b"1", b"", b"", b"c", b"33"],
+            &[b"GET", b"k"],
+        ];
+        let mut queued = Queued::default();
+        assert!(queued.is_empty());
+        for argv in commands {
+            let r = table
+                .resolve(argv)
+                .unwrap_or_else(|e| panic!("{}", e.text()));
+            queued.push(r, argv);
+        }
+        assert_eq!(queued.len(), 4);
+        let back: Vec<(String, Vec<Vec<u8>>)> = queued
+            .iter()
+            .map(|(r, argv)| {
+                (
+                    r.full_name().into_owned(),
+                    argv.iter().map(|a| a.to_vec()).collect(),
+                )
+            })
+            .collect();
+        let names = ["set", "ping", "mset", "get"];
+        for ((name, argv), (want_name, want)) in back.iter().zip(names.iter().zip(commands)) {
+            assert_eq!(name, want_name);
+            assert_eq!(argv, &want.iter().map(|a| a.to_vec()).collect::<Vec<_>>());
         }
     }
 }

@@ -623,10 +623,8 @@ fn queues(client: &Client, r: &command::Resolved) -> bool {
 fn queue(client: &mut Client, r: &command::Resolved, argv: &[&[u8]], reply: &mut Reply) -> Flow {
     let db = client.db;
     if let Some(multi) = client.multi.as_mut() {
-        multi
-            .commands
-            .push(argv.iter().map(|a| a.to_vec()).collect());
         command::transactions::note_queued(multi, db, r.cmd, argv);
+        multi.commands.push(r.clone(), argv);
     }
     reply.simple("QUEUED");
     Flow::Continue

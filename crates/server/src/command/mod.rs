@@ -349,6 +349,7 @@ pub struct CmdStats {
 }
 
 /// A command or subcommand resolved from a request.
+#[derive(Clone)]
 pub struct Resolved {
     pub cmd: &'static Command,
     pub parent: Option<&'static Command>,

@@ -150,16 +150,20 @@ fn multi(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     if ctx.client.multi.is_some() {
         return Err(CmdError::Static("ERR MULTI calls can not be nested"));
     }
-    ctx.client.multi = Some(Default::default());
+    ctx.client.multi = Some(Multi {
+        commands: std::mem::take(&mut ctx.client.spare_queue),
+        ..Default::default()
+    });
     ctx.reply.ok();
     Ok(())
 }
 
 /// DISCARD: +OK, dropping the queued commands and the watches.
 fn discard(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
-    if ctx.client.multi.take().is_none() {
+    let Some(queued) = ctx.client.multi.take() else {
         return Err(CmdError::Static("ERR DISCARD without MULTI"));
-    }
+    };
+    ctx.client.spare_queue = queued.commands.emptied().unwrap_or_default();
     ctx.client.unwatch_all(ctx.server);
     ctx.reply.ok();
     Ok(())
@@ -186,17 +190,10 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
         return Ok(());
     }
     ctx.reply.array(queued.commands.len());
-    for argv in &queued.commands {
-        let argv: Vec<&[u8]> = argv.iter().map(|a| a.as_slice()).collect();
-        match ctx.server.commands.resolve(&argv) {
-            Ok(r) => {
-                let flow = super::run_in_transaction(ctx.server, ctx.client, ctx.reply, &r, &argv);
-                if flow != super::Flow::Continue {
-                    ctx.flow = flow;
-                }
-            }
-            // Queueing resolved it already; only a table change could fail.
-            Err(e) => ctx.reply.error(&e.text()),
+    for (r, argv) in queued.commands.iter() {
+        let flow = super::run_in_transaction(ctx.server, ctx.client, ctx.reply, r, &argv);
+        if flow != super::Flow::Continue {
+            ctx.flow = flow;
         }
     }
     if shards.is_some() {
@@ -204,6 +201,7 @@ fn exec(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
         // locked: later writers of those keys come after it.
         ctx.take_ticket();
     }
+    ctx.client.spare_queue = queued.commands.emptied().unwrap_or_default();
     Ok(())
 }
 
