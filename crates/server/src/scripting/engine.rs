@@ -92,6 +92,9 @@ pub struct Engine {
     pub libraries: BTreeMap<String, Library>,
     /// The reply buffer of `redis.call`, kept from run to run.
     call_reply: Reply,
+    /// Scripts or libraries were added or removed since the last
+    /// [`take_changed`](Self::take_changed).
+    changed: bool,
 }
 
 /// What every run uses: prelude.lua's error handler and the table EVAL
@@ -99,6 +102,9 @@ pub struct Engine {
 struct Hot {
     handler: Function,
     eval_vars: Table,
+    /// Registry references of the strings "resp", "KEYS" and "ARGV":
+    /// fetched by index, where pushing them would hash them each run.
+    names: [c_int; 3],
 }
 
 /// What `redis.call` works on while a script runs: set by [`Engine::run`]
@@ -174,13 +180,6 @@ impl Engine {
             .set_name("=redis")
             .call::<()>((debug, rust, internal.clone()))?;
         lua.gc_collect()?;
-        // A collection cycle marks and sweeps every live object (the
-        // prelude and libraries are most of them) however little a script
-        // left behind. Starting one when the heap has grown to 4x what
-        // survived the last (Lua's default: 2x) cut the collector's share
-        // of an INCR script's EVALSHA from 7% to under 6% of the server's
-        // CPU, for a few hundred KB more garbage at most.
-        lua.gc_inc(GC_PAUSE, 0, 0);
         lua.set_hook(
             HookTriggers::new().every_nth_instruction(HOOK_EVERY),
             move |_, _| match interrupt.check() {
@@ -188,9 +187,21 @@ impl Engine {
                 None => Ok(VmState::Continue),
             },
         );
+        let mut names: [c_int; 3] = [0; 3];
+        // SAFETY: pushes each string and moves it into the registry, which
+        // keeps it for the VM's life; the stack is left as it was.
+        unsafe {
+            lua.exec_raw::<()>((), |state| {
+                for (slot, name) in names.iter_mut().zip([c"resp", c"KEYS", c"ARGV"]) {
+                    ffi::lua_pushstring(state, name.as_ptr());
+                    *slot = ffi::luaL_ref(state, ffi::LUA_REGISTRYINDEX);
+                }
+            })?;
+        }
         let hot = Hot {
             handler: internal.raw_get("handler")?,
             eval_vars: internal.raw_get("eval_vars")?,
+            names,
         };
         Ok(Engine {
             lua,
@@ -201,6 +212,7 @@ impl Engine {
             slow: HashSet::new(),
             libraries: BTreeMap::new(),
             call_reply: Reply::new(Protocol::Resp2),
+            changed: true,
         })
     }
 
@@ -234,6 +246,7 @@ impl Engine {
                 ))
             })?;
         self.scripts.insert(sha.to_string(), (f.clone(), flags));
+        self.changed = true;
         Ok((f, flags))
     }
 
@@ -241,9 +254,15 @@ impl Engine {
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
         self.slow.clear();
+        self.changed = true;
         // Redis starts a new VM: the cjson settings are back to defaults.
         super::cjson::reset(&self.lua);
         let _ = self.lua.gc_collect();
+    }
+
+    /// Whether scripts or libraries changed since the last call.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Refreshes INFO memory's figures.
@@ -409,6 +428,7 @@ impl Engine {
                 functions: infos,
             },
         );
+        self.changed = true;
         Ok(())
     }
 
@@ -465,6 +485,7 @@ impl Engine {
         let Some(lib) = self.libraries.remove(name) else {
             return false;
         };
+        self.changed = true;
         if let Ok(table) = self.table("functions") {
             for f in &lib.functions {
                 let key = f.name.to_ascii_lowercase();
@@ -507,7 +528,7 @@ impl Engine {
             reply: &mut self.call_reply,
             read_only: t.read_only,
         }));
-        let (keys, args, eval) = (t.keys, t.args, t.eval);
+        let (keys, args, eval, names) = (t.keys, t.args, t.eval, hot.names);
         // SAFETY: the closure runs in protected mode on the stack exec_raw
         // made: 1 error handler, 2 script, 3 eval_vars, 4 internal, 5
         // "resp", 6 "KEYS", 7 "ARGV". It checks for the room it uses, and
@@ -527,9 +548,9 @@ impl Engine {
                         ffi::lua_pushnil(state);
                         return;
                     }
-                    ffi::lua_pushlstring(state, c"resp".as_ptr(), 4);
-                    ffi::lua_pushlstring(state, c"KEYS".as_ptr(), 4);
-                    ffi::lua_pushlstring(state, c"ARGV".as_ptr(), 4);
+                    for name in names {
+                        ffi::lua_rawgeti(state, ffi::LUA_REGISTRYINDEX, name.into());
+                    }
                     // redis.setresp lasts for one run.
                     ffi::lua_pushvalue(state, 5);
                     ffi::lua_pushinteger(state, 2);
@@ -611,9 +632,6 @@ impl Engine {
 
 /// A script's key in the cache: its SHA1 in hex.
 const SHA_LEN: usize = 40;
-
-/// Lua's `setpause`, in percent of the heap that survived a collection.
-const GC_PAUSE: i32 = 400;
 
 /// A `redis.call` reply buffer larger than this is not kept for the next
 /// run.

@@ -382,15 +382,27 @@ impl Scripting {
         match guard.as_mut() {
             Some(engine) => {
                 let r = f(engine);
-                self.libraries.store(engine.libraries.len(), SeqCst);
-                self.functions.store(
-                    engine.libraries.values().map(|l| l.functions.len()).sum(),
-                    SeqCst,
-                );
-                engine.figures(&self.figures);
+                if engine.take_changed() {
+                    self.libraries.store(engine.libraries.len(), SeqCst);
+                    self.functions.store(
+                        engine.libraries.values().map(|l| l.functions.len()).sum(),
+                        SeqCst,
+                    );
+                    engine.figures(&self.figures);
+                }
                 r
             }
             None => Err(CmdError::Static("ERR Lua is not available")),
+        }
+    }
+
+    /// Refreshes INFO's figures of the VM (its heap changes with every
+    /// run), unless a script is running: then they stay as they were.
+    pub fn refresh_figures(&self) {
+        if let Some(guard) = self.engine.try_lock() {
+            if let Some(engine) = guard.as_ref() {
+                engine.figures(&self.figures);
+            }
         }
     }
 

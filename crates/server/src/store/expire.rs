@@ -1,7 +1,7 @@
 //! The active expiry cycle: a background thread that reclaims keys whose
 //! TTL has passed even if no client ever touches them again. Like Redis's
-//! serverCron, the same thread samples INFO's per-second rates and peak
-//! memory (crate::stats).
+//! serverCron, the same thread samples INFO's per-second rates, peak
+//! memory (crate::stats) and scripting's memory figures.
 //!
 //! Like Redis's slow cycle it runs `hz` times a second with a time budget
 //! of a quarter of each period, and keeps working on a shard while more
@@ -36,6 +36,7 @@ pub fn run(server: Arc<Server>) {
             sampled = start;
             server.stats.sample(start);
             server.stats.note_memory(crate::stats::used_memory());
+            server.scripting.refresh_figures();
         }
         if *shutdown.borrow_and_update() {
             return;
