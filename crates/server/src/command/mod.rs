@@ -896,7 +896,7 @@ pub fn execute(
     r: &Resolved,
     argv: &[&[u8]],
 ) -> Flow {
-    let flow = run(server, client, reply, r, argv, false, false);
+    let flow = run(server, client, reply, r, argv, false, false, None);
     serve_blocked(server);
     flow
 }
@@ -911,9 +911,33 @@ pub fn run_in_transaction(
     r: &Resolved,
     argv: &[&[u8]],
 ) -> Flow {
-    run(server, client, reply, r, argv, false, true)
+    run(server, client, reply, r, argv, false, true, None)
 }
 
+/// Runs one command for `redis.call`. Its time is the script's: as in
+/// Redis, a key cannot expire in the middle of a script, so a script sees
+/// (and propagates) one consistent data set.
+pub fn run_in_script(
+    server: &Server,
+    client: &mut Client,
+    reply: &mut Reply,
+    r: &Resolved,
+    argv: &[&[u8]],
+    script_now_ms: i64,
+) -> Flow {
+    run(
+        server,
+        client,
+        reply,
+        r,
+        argv,
+        false,
+        true,
+        Some(script_now_ms),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run(
     server: &Server,
     client: &mut Client,
@@ -922,6 +946,7 @@ fn run(
     argv: &[&[u8]],
     serving: bool,
     in_transaction: bool,
+    fixed_now_ms: Option<i64>,
 ) -> Flow {
     let stats = &server.commands.stats[r.id];
     let start_us = crate::now_us();
@@ -930,7 +955,7 @@ fn run(
         server,
         client,
         reply,
-        now_ms: start_us / 1000,
+        now_ms: fixed_now_ms.unwrap_or(start_us / 1000),
         flow: Flow::Continue,
         serving,
         in_transaction,
@@ -1068,7 +1093,16 @@ fn serve_blocked(server: &Server) {
                 server.blocking.try_serve(&waiter, || {
                     let mut client = Client::on_behalf_of(waiter.client.clone(), waiter.db);
                     let mut reply = Reply::new(waiter.proto);
-                    match run(server, &mut client, &mut reply, &r, &argv, true, false) {
+                    match run(
+                        server,
+                        &mut client,
+                        &mut reply,
+                        &r,
+                        &argv,
+                        true,
+                        false,
+                        None,
+                    ) {
                         Flow::Block { .. } => None,
                         _ => Some(reply.buf),
                     }

@@ -120,6 +120,8 @@ struct CallSite {
     /// The reply buffer every `redis.call` of the run reuses.
     reply: *mut Reply,
     read_only: bool,
+    /// The script's start: the time of every command it calls.
+    now_ms: i64,
 }
 
 thread_local! {
@@ -527,6 +529,7 @@ impl Engine {
             busy,
             reply: &mut self.call_reply,
             read_only: t.read_only,
+            now_ms: ctx.now_ms,
         }));
         let (keys, args, eval, names) = (t.keys, t.args, t.eval, hot.names);
         // SAFETY: the closure runs in protected mode on the stack exec_raw
@@ -818,7 +821,7 @@ unsafe fn run_command(
     } else {
         Protocol::Resp2
     };
-    command::run_in_transaction(server, client, reply, &r, argv);
+    command::run_in_script(server, client, reply, &r, argv, site.now_ms);
     Ok((reply.buf.as_ptr(), reply.buf.len()))
 }
 
