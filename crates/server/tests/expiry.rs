@@ -148,3 +148,52 @@ fn ttl_family_agrees() {
         assert_eq!(int(&mut con, cmd, "k"), -2, "{cmd} of a missing key");
     }
 }
+
+/// INFO keyspace's avg_ttl for database 0, or None while it has no keys.
+fn avg_ttl(con: &mut redis::Connection) -> Option<i64> {
+    let info: String = redis::cmd("INFO").arg("keyspace").query(con).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("db0:"))
+        .and_then(|l| l.split(',').find_map(|f| f.strip_prefix("avg_ttl=")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The active cycle estimates the keys' average TTL as Redis does, and
+/// drops it to 0 once no key has a TTL.
+#[test]
+fn avg_ttl_follows_the_keys_ttls() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    assert_eq!(avg_ttl(&mut con), None);
+    for i in 0..100 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg("v")
+            .arg("EX")
+            .arg(100)
+            .query(&mut con)
+            .expect("SET");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let estimate = loop {
+        match avg_ttl(&mut con) {
+            Some(ms) if ms > 0 => break ms,
+            _ => {
+                assert!(Instant::now() < deadline, "avg_ttl stayed 0");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    };
+    assert!((90_000..=100_000).contains(&estimate), "avg_ttl {estimate}");
+    for i in 0..100 {
+        let _: i64 = redis::cmd("PERSIST")
+            .arg(format!("k{i}"))
+            .query(&mut con)
+            .expect("PERSIST");
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while avg_ttl(&mut con) != Some(0) {
+        assert!(Instant::now() < deadline, "avg_ttl did not drop to 0");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

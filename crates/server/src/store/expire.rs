@@ -52,6 +52,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
     for n in 0..dbs {
         let db_index = (first_db + n) % dbs;
         let db = server.keyspace.db(db_index);
+        let mut ttls = crate::store::keyspace::TtlSample::default();
+        let mut volatile_left = false;
         for shard in 0..crate::store::SHARDS {
             loop {
                 let now = crate::now_ms();
@@ -62,10 +64,12 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                     let wait = deadline.saturating_duration_since(Instant::now());
                     let idx = server.gates.len() - 1;
                     let Some(_gate) = server.gates.try_shared_for(idx, wait) else {
+                        db.note_ttls(&ttls, true);
                         return db_index;
                     };
                     let mut guard = db.shard(shard);
-                    let (checked, gone) = guard.expire_step(BUCKETS_PER_STEP, now);
+                    let (checked, gone) = guard.expire_step(BUCKETS_PER_STEP, now, &mut ttls);
+                    volatile_left |= guard.volatile() > 0;
                     // Ordered while the shard is locked, as a command's
                     // writes are: a later write to the key comes after.
                     let ticket = (!gone.is_empty())
@@ -102,6 +106,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                 // Freed here, outside the shard lock.
                 drop(gone);
                 if Instant::now() >= deadline {
+                    // Cut short: only what was sampled counts.
+                    db.note_ttls(&ttls, true);
                     return db_index;
                 }
                 if checked == 0 || removed * 10 < checked {
@@ -109,6 +115,7 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                 }
             }
         }
+        db.note_ttls(&ttls, volatile_left);
     }
     first_db
 }

@@ -18,6 +18,7 @@
 
 use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
@@ -150,7 +151,14 @@ impl Shard {
     /// One step of the active expiry cycle: examines up to `buckets`
     /// buckets and removes the expired keys, returning (examined, removed
     /// entries).
-    pub fn expire_step(&mut self, buckets: usize, now: i64) -> (usize, Vec<Entry>) {
+    /// The live keys with a TTL it examined add their remaining TTLs to
+    /// `ttls` (INFO keyspace's avg_ttl).
+    pub fn expire_step(
+        &mut self,
+        buckets: usize,
+        now: i64,
+        ttls: &mut TtlSample,
+    ) -> (usize, Vec<Entry>) {
         if self.volatile == 0 {
             return (0, Vec::new());
         }
@@ -159,7 +167,15 @@ impl Shard {
         let checked = self.dict.expire_step(
             &mut cursor,
             buckets,
-            |e| matches!(e.expiry(), Some(at) if at <= now),
+            |e| match e.expiry() {
+                Some(at) if at <= now => true,
+                Some(at) => {
+                    ttls.sum += at - now;
+                    ttls.count += 1;
+                    false
+                }
+                None => false,
+            },
             |e| gone.push(e),
         );
         self.expire_cursor = cursor;
@@ -168,11 +184,21 @@ impl Shard {
     }
 }
 
+/// Remaining TTLs (ms) of live keys the active expiry cycle examined.
+#[derive(Default)]
+pub struct TtlSample {
+    pub sum: i64,
+    pub count: i64,
+}
+
 /// One numbered database.
 pub struct Db {
     index: usize,
     shards: Box<[Mutex<Shard>]>,
     freezer: FreezeSlot,
+    /// Redis's estimate of the keys' average TTL in ms (INFO keyspace),
+    /// kept by the active expiry cycle; 0 when no key has a TTL.
+    avg_ttl: AtomicI64,
 }
 
 impl Db {
@@ -181,7 +207,31 @@ impl Db {
             index,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             freezer,
+            avg_ttl: AtomicI64::new(0),
         }
+    }
+
+    pub fn avg_ttl(&self) -> i64 {
+        self.avg_ttl.load(Relaxed)
+    }
+
+    /// Folds a sample into the average TTL as Redis does: the first sample
+    /// sets it, later ones weigh 2% against the estimate's 98%. With no
+    /// key left to sample, there is no average.
+    pub fn note_ttls(&self, ttls: &TtlSample, volatile_left: bool) {
+        if !volatile_left {
+            self.avg_ttl.store(0, Relaxed);
+            return;
+        }
+        if ttls.count == 0 {
+            return;
+        }
+        let sample = ttls.sum / ttls.count;
+        let mut avg = self.avg_ttl.load(Relaxed);
+        if avg == 0 {
+            avg = sample;
+        }
+        self.avg_ttl.store((avg / 50) * 49 + sample / 50, Relaxed);
     }
 
     /// Locks shard `i` for a change. This is the one door to a shard for
@@ -278,6 +328,7 @@ impl Db {
     /// free them where it suits (in the background for FLUSHALL ASYNC).
     pub fn take_all(&self) -> Vec<Dict> {
         let mut guards = self.lock_all();
+        self.avg_ttl.store(0, Relaxed);
         guards
             .iter_mut()
             .map(|g| std::mem::take(&mut **g).dict)
@@ -485,6 +536,9 @@ impl Keyspace {
         for (x, y) in first.iter_mut().zip(second.iter_mut()) {
             std::mem::swap(&mut **x, &mut **y);
         }
+        let (a, b) = (&self.dbs[lo].avg_ttl, &self.dbs[hi].avg_ttl);
+        let moved = a.swap(b.load(Relaxed), Relaxed);
+        b.store(moved, Relaxed);
     }
 }
 

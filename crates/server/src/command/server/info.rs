@@ -420,13 +420,18 @@ fn cluster(_s: &Server, out: &mut String) {
     fields!(out, "cluster_enabled" => 0);
 }
 
-/// `dbN:keys=…,expires=…,avg_ttl=…` for each non-empty database. TTLs are
-/// not averaged yet, so avg_ttl is 0 (Redis's value before it has sampled).
+/// `dbN:keys=…,expires=…,avg_ttl=…` for each non-empty database; avg_ttl
+/// is the active expiry cycle's running estimate, as in Redis.
 fn keyspace(s: &Server, out: &mut String) {
     for i in 0..s.keyspace.len() {
-        let (keys, expires) = s.keyspace.db(i).counts();
+        let db = s.keyspace.db(i);
+        let (keys, expires) = db.counts();
         if keys > 0 || expires > 0 {
-            let _ = write!(out, "db{i}:keys={keys},expires={expires},avg_ttl=0\r\n");
+            let avg_ttl = db.avg_ttl();
+            let _ = write!(
+                out,
+                "db{i}:keys={keys},expires={expires},avg_ttl={avg_ttl}\r\n"
+            );
         }
     }
 }
