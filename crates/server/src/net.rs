@@ -418,9 +418,11 @@ async fn wait_blocked(
             TimeoutReply::NullBulk => reply.null(),
         },
         Some(Wake::Error) => {
-            let text = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
-            server.stats.count_error(text);
-            reply.error(text);
+            command::error_reply(
+                server,
+                reply,
+                "UNBLOCKED client unblocked via CLIENT UNBLOCK",
+            );
         }
     }
     true
@@ -505,9 +507,7 @@ fn run_ready(
             Ok(Some(n)) => n,
             Ok(None) => return Step::Incomplete,
             Err(e) => {
-                let text = format!("ERR {e}");
-                server.stats.count_error(&text);
-                reply.error(&text);
+                command::error_reply(server, reply, &format!("ERR {e}"));
                 *pos = buf.len();
                 return Step::Done(Flow::Close);
             }
@@ -609,9 +609,7 @@ fn rejected(
     if matches!(e, command::CmdError::WrongArity(_)) {
         server.commands.note_rejected(argv);
     }
-    let text = e.text();
-    server.stats.count_error(&text);
-    reply.error(&text);
+    command::error_reply(server, reply, &e.text());
     Flow::Continue
 }
 

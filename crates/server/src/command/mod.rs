@@ -886,6 +886,13 @@ pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdEr
     }
 }
 
+/// Writes an error reply, counted in INFO errorstats: every error a
+/// client is sent goes through here, or through a command's failure.
+pub fn error_reply(server: &Server, reply: &mut Reply, text: &str) {
+    server.stats.count_error(text);
+    reply.error(text);
+}
+
 /// Runs an admitted command: the handler, then the statistics and slow
 /// log, then any blocked clients its writes made ready. Errors are
 /// written as replies.
@@ -978,11 +985,10 @@ fn run(
     );
     if let Err(e) = result {
         stats.failed.fetch_add(1, Relaxed);
-        let text = e.text();
-        if !matches!(e, CmdError::Counted(_)) {
-            server.stats.count_error(&text);
+        match e {
+            CmdError::Counted(text) => reply.error(&text),
+            e => error_reply(server, reply, &e.text()),
         }
-        reply.error(&text);
     }
     if matches!(flow, Flow::Block { .. } | Flow::Offload) {
         // Counted when it is served (or run again), as Redis does.

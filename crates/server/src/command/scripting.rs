@@ -3,7 +3,7 @@
 //! clients are in crate::scripting.
 
 use std::borrow::Cow;
-use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::Ordering::Relaxed;
 
 use super::persistence::payload_error;
 use super::server::{container, entry, help, subcommand_syntax};
@@ -589,9 +589,9 @@ fn function_stats(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     reply.bulk(b"LUA");
     reply.map(2);
     reply.bulk(b"libraries_count");
-    reply.int(scripting.libraries.load(SeqCst) as i64);
+    reply.int(scripting.figures.libraries.load(Relaxed) as i64);
     reply.bulk(b"functions_count");
-    reply.int(scripting.functions.load(SeqCst) as i64);
+    reply.int(scripting.figures.functions.load(Relaxed) as i64);
     Ok(())
 }
 

@@ -267,8 +267,13 @@ impl Engine {
         std::mem::take(&mut self.changed)
     }
 
-    /// Refreshes INFO memory's figures.
+    /// Refreshes the figures FUNCTION STATS and INFO memory show.
     pub fn figures(&self, out: &super::Figures) {
+        out.libraries.store(self.libraries.len(), Relaxed);
+        out.functions.store(
+            self.libraries.values().map(|l| l.functions.len()).sum(),
+            Relaxed,
+        );
         out.vm_bytes.store(self.lua.used_memory(), Relaxed);
         out.scripts.store(self.scripts.len(), Relaxed);
         let entry = std::mem::size_of::<(String, (Function, u32))>();

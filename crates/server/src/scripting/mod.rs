@@ -345,18 +345,18 @@ pub struct Scripting {
     /// Created on first use, so servers that never script pay nothing.
     engine: Mutex<Option<Engine>>,
     pub busy: Busy,
-    /// Counts for FUNCTION STATS, readable while a function runs.
-    pub libraries: AtomicUsize,
-    pub functions: AtomicUsize,
-    /// INFO memory's figures, refreshed whenever the VM was used, so that
-    /// INFO never waits for a running script.
+    /// What FUNCTION STATS and INFO memory show, readable while a script
+    /// runs: refreshed when scripts or libraries change, and the VM's heap
+    /// by the cron.
     pub figures: Figures,
     thread: OnceLock<mpsc::Sender<Job>>,
 }
 
-/// What scripting holds, in bytes and counts (INFO memory).
+/// What scripting holds, in counts and bytes.
 #[derive(Default)]
 pub struct Figures {
+    pub libraries: AtomicUsize,
+    pub functions: AtomicUsize,
     /// The Lua VM's heap: compiled scripts and libraries, their data.
     pub vm_bytes: AtomicUsize,
     pub scripts: AtomicUsize,
@@ -383,11 +383,6 @@ impl Scripting {
             Some(engine) => {
                 let r = f(engine);
                 if engine.take_changed() {
-                    self.libraries.store(engine.libraries.len(), SeqCst);
-                    self.functions.store(
-                        engine.libraries.values().map(|l| l.functions.len()).sum(),
-                        SeqCst,
-                    );
                     engine.figures(&self.figures);
                 }
                 r

@@ -226,7 +226,6 @@ internal.eval_env, internal.eval_vars = environment(true)
 internal.function_env = environment(false)
 internal.handler = handler
 
-
 -- Runs a library's code with the error handler; the results are (true) or
 -- (false, error table). Scripts and functions get the handler from Rust.
 internal.run = function(f)

@@ -256,7 +256,7 @@ fn human(n: u64) -> String {
 /// used_memory_vm_functions.
 fn memory(s: &Server, out: &mut String) {
     let used = s.stats.note_memory(crate::stats::used_memory());
-    let peak = s.stats.peak_memory.load(Relaxed).max(used);
+    let peak = s.stats.peak_memory.load(Relaxed);
     let rss = crate::stats::rss_bytes();
     let system = crate::stats::system_memory();
     let ratio = if used > 0 {
@@ -285,8 +285,8 @@ fn memory(s: &Server, out: &mut String) {
         "used_memory_lua_human" => human(vm),
         "used_memory_scripts_eval" => scripts_bytes,
         "number_of_cached_scripts" => f.scripts.load(Relaxed),
-        "number_of_functions" => s.scripting.functions.load(Relaxed),
-        "number_of_libraries" => s.scripting.libraries.load(Relaxed),
+        "number_of_functions" => f.functions.load(Relaxed),
+        "number_of_libraries" => f.libraries.load(Relaxed),
         "used_memory_vm_total" => vm,
         "used_memory_vm_total_human" => human(vm),
         "used_memory_functions" => functions_bytes,
