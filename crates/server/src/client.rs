@@ -69,6 +69,11 @@ pub struct Client {
     pub cas_dirty: Arc<AtomicBool>,
     /// The event loop's gate (see crate::gate).
     pub gate: usize,
+    /// The loop the connection was first dealt to, and how often its
+    /// recent commands took the exclusive gate: together they decide when
+    /// the connection moves between loops (crate::net::Loops::destination).
+    pub home: usize,
+    pub mix: GateMix,
     /// One past the highest AOF ticket of this client's writes: its
     /// replies wait until the AOF has them (persist::aof::before_reply).
     pub aof_ticket: u64,
@@ -77,6 +82,34 @@ pub struct Client {
     /// The last transaction's queue, emptied: the next MULTI reuses its
     /// buffers instead of growing new ones.
     pub spare_queue: Queued,
+}
+
+/// How many of a client's last commands ran under the exclusive gate,
+/// counted in windows of [`GateMix::WINDOW`] commands.
+#[derive(Default)]
+pub struct GateMix {
+    commands: u16,
+    exclusive: u16,
+}
+
+impl GateMix {
+    pub const WINDOW: u16 = 64;
+
+    pub fn note(&mut self, exclusive: bool) {
+        self.commands += 1;
+        self.exclusive += u16::from(exclusive);
+    }
+
+    /// Once a window is full: how many of its commands were exclusive, and
+    /// a fresh window.
+    pub fn take_window(&mut self) -> Option<u16> {
+        if self.commands < Self::WINDOW {
+            return None;
+        }
+        let exclusive = self.exclusive;
+        *self = GateMix::default();
+        Some(exclusive)
+    }
 }
 
 /// A transaction being queued.
@@ -175,6 +208,8 @@ impl Client {
             watched: Vec::new(),
             cas_dirty: Arc::new(AtomicBool::new(false)),
             gate: 0,
+            home: 0,
+            mix: GateMix::default(),
             aof_ticket: 0,
             propagated: Vec::new(),
             spare_queue: Queued::default(),
@@ -243,6 +278,8 @@ impl Registry {
             watched: Vec::new(),
             cas_dirty: Arc::new(AtomicBool::new(false)),
             gate: 0,
+            home: 0,
+            mix: GateMix::default(),
             aof_ticket: 0,
             propagated: Vec::new(),
             spare_queue: Queued::default(),

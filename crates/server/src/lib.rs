@@ -70,6 +70,9 @@ pub struct Server {
     pub bound: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
     /// Worker threads of the runtime, for INFO.
     pub threads: usize,
+    /// Connections on each event loop, the overflow loop last (INFO
+    /// loop_clients): shows where crate::net::Loops has moved them.
+    pub loop_clients: Box<[std::sync::atomic::AtomicUsize]>,
     /// The Lua VM, script cache, function libraries and the running script.
     pub scripting: scripting::Scripting,
 }
@@ -100,6 +103,7 @@ impl Server {
             shutdown,
             bound: parking_lot::Mutex::new(Vec::new()),
             threads,
+            loop_clients: (0..=threads).map(|_| Default::default()).collect(),
             scripting: scripting::Scripting::default(),
         })
     }

@@ -119,6 +119,7 @@ fn main() -> ExitCode {
         return ExitCode::from(1);
     }
     let (loops, mut incoming) = ferrokv::net::Loops::new(threads);
+    let loops = Arc::new(loops);
     // The overflow loop runs here, beside the accepting task; the event
     // loops get threads of their own.
     let overflow = incoming.len() - 1;
@@ -126,10 +127,11 @@ fn main() -> ExitCode {
     let mut loop_threads = Vec::new();
     for (i, rx) in incoming.into_iter().enumerate() {
         let server = server.clone();
+        let loops = loops.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ferrokv-loop-{i}"))
             .spawn(move || match runtime() {
-                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i, rx)),
+                Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i, loops, rx)),
                 Err(e) => eprintln!("ferrokv: can't start an event loop: {e}"),
             });
         match spawned {
@@ -151,9 +153,10 @@ fn main() -> ExitCode {
         let main_loop = tokio::spawn(ferrokv::net::event_loop(
             server.clone(),
             overflow,
+            loops.clone(),
             overflow_incoming,
         ));
-        let result = run(server.clone(), Arc::new(loops)).await;
+        let result = run(server.clone(), loops).await;
         server.request_shutdown();
         let _ = main_loop.await;
         result

@@ -397,6 +397,120 @@ fn pipelined_scripts_and_transactions_stay_atomic_across_loops() {
     assert_eq!((a, b), (CLIENTS * ROUNDS, CLIENTS * ROUNDS));
 }
 
+/// How many connections each event loop serves, from INFO (the overflow
+/// loop last).
+fn loop_clients(con: &mut redis::Connection) -> Vec<usize> {
+    let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
+    let field = info
+        .lines()
+        .find_map(|l| l.strip_prefix("loop_clients:"))
+        .expect("INFO server has loop_clients");
+    field.split(',').map(|n| n.parse().unwrap()).collect()
+}
+
+/// Polls `loop_clients` until `done` holds for it (moves happen between a
+/// client's reads, so the count can lag its last reply a little).
+fn wait_for_loops(con: &mut redis::Connection, done: impl Fn(&[usize]) -> bool) -> Vec<usize> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let counts = loop_clients(con);
+        if done(&counts) || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Connections that mostly run scripts gather on loop 0 and go back to
+/// the loop they were dealt once they stop, taking everything with them:
+/// the selected database, the name, an open transaction and a WATCH.
+/// Counts return to the baseline when they close.
+#[test]
+fn script_heavy_clients_move_between_loops_with_their_state() {
+    const CLIENTS: usize = 4;
+    let server = ServerProcess::ferrokv(&["--server-threads", "2"]);
+    let mut admin = server.connection();
+    let sha: String = redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg("return redis.call('INCR', KEYS[1])")
+        .query(&mut admin)
+        .unwrap();
+    let mut cons: Vec<_> = (0..CLIENTS).map(|_| server.connection()).collect();
+    let start = loop_clients(&mut admin);
+    assert_eq!(start.iter().sum::<usize>(), CLIENTS + 1, "{start:?}");
+    // Dealt round-robin: some of them start on loop 1.
+    assert!(start[1] >= CLIENTS / 2, "{start:?}");
+    for (i, con) in cons.iter_mut().enumerate() {
+        let name = format!("client-{i}");
+        let key = format!("counter:{i}");
+        let _: () = redis::cmd("SELECT").arg(3).query(con).unwrap();
+        let _: () = redis::cmd("CLIENT")
+            .arg("SETNAME")
+            .arg(&name)
+            .query(con)
+            .unwrap();
+        let _: () = redis::cmd("WATCH")
+            .arg(format!("watched:{i}"))
+            .query(con)
+            .unwrap();
+        // With SELECT, SETNAME and WATCH, 60 scripts and MULTI fill the
+        // window: the move happens with the transaction open.
+        for _ in 0..60 {
+            let _: i64 = redis::cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg(&key)
+                .query(con)
+                .unwrap();
+        }
+        let _: () = redis::cmd("MULTI").query(con).unwrap();
+    }
+    let gathered = wait_for_loops(&mut admin, |c| c[0] >= CLIENTS);
+    assert!(
+        gathered[0] >= CLIENTS,
+        "script clients did not gather: {gathered:?}"
+    );
+    assert!(
+        gathered[1] <= 1,
+        "only the admin may stay on loop 1: {gathered:?}"
+    );
+    // The WATCHes came along: a change by another client aborts that
+    // client's EXEC, and only its.
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut admin).unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("watched:0")
+        .arg(1)
+        .query(&mut admin)
+        .unwrap();
+    for (i, con) in cons.iter_mut().enumerate() {
+        let key = format!("counter:{i}");
+        let (queued, exec): (String, Option<Vec<i64>>) = redis::pipe()
+            .cmd("INCR")
+            .arg(&key)
+            .cmd("EXEC")
+            .query(con)
+            .unwrap();
+        assert_eq!(queued, "QUEUED");
+        let expected = (i != 0).then(|| vec![61]);
+        assert_eq!(
+            exec, expected,
+            "client {i}: in database 3, aborted only by its WATCH"
+        );
+        let name: String = redis::cmd("CLIENT").arg("GETNAME").query(con).unwrap();
+        assert_eq!(name, format!("client-{i}"));
+    }
+    for con in cons.iter_mut() {
+        for _ in 0..2 * 64 {
+            let _: Option<String> = redis::cmd("GET").arg("x").query(con).unwrap();
+        }
+    }
+    let back = wait_for_loops(&mut admin, |c| c == start.as_slice());
+    assert_eq!(back, start, "clients did not go back to their loops");
+    drop(cons);
+    let end = wait_for_loops(&mut admin, |c| c.iter().sum::<usize>() == 1);
+    assert_eq!(end.iter().sum::<usize>(), 1, "{end:?}");
+}
+
 /// Fails on a request the server did not answer; error replies (RENAME of
 /// a flushed key, BGSAVE already running) are answers.
 fn answered(r: redis::RedisResult<redis::Value>) {

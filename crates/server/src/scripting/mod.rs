@@ -524,6 +524,7 @@ pub async fn execute(
             {
                 continue;
             }
+            client.mix.note(exclusive);
             run_held(server, client, r, argv, reply)
         };
         if flow != Flow::Offload {
@@ -554,6 +555,7 @@ pub fn try_execute<'a>(
     if !server.gates.hold(held, client.gate, exclusive, GATE_WAIT) {
         return None;
     }
+    client.mix.note(exclusive);
     // A script may have started (on the script thread) before the gate
     // was ours; then it has ended, as it held every gate.
     match run_held(server, client, r, argv, reply) {

@@ -171,6 +171,12 @@ fn server(s: &Server, out: &mut String) {
         .unwrap_or_default();
     let hz = s.config.hz.load(Relaxed);
     let port = s.bound.lock().first().map(|a| a.port()).unwrap_or(0);
+    let loop_clients = s
+        .loop_clients
+        .iter()
+        .map(|n| n.load(Relaxed).to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     fields!(out,
         "redis_version" => crate::REDIS_VERSION,
         // What Redis shows when it was not built from a git checkout.
@@ -196,6 +202,7 @@ fn server(s: &Server, out: &mut String) {
         "config_file" => config_file,
         "io_threads_active" => 0,
         "server_threads" => s.threads,
+        "loop_clients" => loop_clients,
     );
 }
 
