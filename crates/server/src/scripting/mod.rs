@@ -8,7 +8,10 @@
 //! Scripts and functions run with every other command held off, as in
 //! Redis: their table entries carry `flags::EXCLUSIVE`, so they take the
 //! exclusive gate (crate::gate) and each `redis.call` inside runs with no
-//! other client in between, locking its own keys as usual.
+//! other client in between, locking its own keys as usual. Connections
+//! that mostly run scripts gather on one event loop (crate::net::Loops),
+//! so that scripts follow each other there instead of stalling every loop
+//! in turn.
 //!
 //! They also carry `flags::SCRIPT_THREAD`, which decides where they run:
 //! - First on the event loop that received them ([`execute`]), for at most

@@ -17,11 +17,12 @@
 //! bits of one big power-of-two table and keep Redis's cursor guarantee.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::{Mutex, MutexGuard, RwLock};
+use parking_lot::{Mutex, MutexGuard};
 
 use super::dict::{Dict, EntryMut, Lookup};
 use super::entry::{Entry, Value};
@@ -49,21 +50,70 @@ pub struct Shard {
     /// Where the active expiry cycle resumes.
     expire_cursor: u64,
     /// A snapshot in progress still needs this shard as it was when the
-    /// snapshot began (see crate::persist): whoever locks it first hands
-    /// its content to the snapshot before changing anything.
-    pending: bool,
+    /// snapshot began (see crate::persist).
+    pending: Option<Box<Pending>>,
 }
 
-/// Receives the content of shards that are still pending for a snapshot,
-/// from the thread that is about to change them (see crate::persist).
+/// Encodes records for the snapshot in progress, and receives whole shards
+/// from threads about to change all of a shard before the snapshot got
+/// to it (see crate::persist).
 pub trait Freezer: Send + Sync {
-    fn freeze(&self, db: usize, shard: usize, content: &Shard);
+    /// Appends `e`'s record, as the snapshot writes it, to `out`.
+    fn encode(&self, e: &Entry, out: &mut Vec<u8>);
+    fn freeze(&self, db: usize, shard: usize, records: Vec<u8>);
 }
 
-/// The snapshot in progress, shared by every database.
-type FreezeSlot = Arc<RwLock<Option<Arc<dyn Freezer>>>>;
+/// What a snapshot still owes for one shard. Before a key's first change
+/// since the snapshot began, its record as it was goes to `records`, and
+/// the key to `touched` (also when it did not exist, so that a key created
+/// since is left out); the snapshot then takes the records plus the
+/// untouched keys from the table. A write costs the encoding of its own
+/// key, not of its whole shard.
+pub struct Pending {
+    freezer: Arc<dyn Freezer>,
+    touched: HashSet<Box<[u8]>>,
+    records: Vec<u8>,
+}
+
+impl Pending {
+    /// Keeps `key`'s record as it is now, unless it is kept already.
+    fn preserve(&mut self, key: &[u8], entry: Option<&Entry>) {
+        if self.touched.contains(key) {
+            return;
+        }
+        if let Some(e) = entry {
+            self.freezer.encode(e, &mut self.records);
+        }
+        self.touched.insert(key.into());
+    }
+
+    /// The shard as it was when the snapshot began.
+    fn finish(self, dict: &Dict) -> Vec<u8> {
+        let Pending {
+            freezer,
+            touched,
+            mut records,
+        } = self;
+        dict.for_each(|e| {
+            if !touched.contains(e.key()) {
+                freezer.encode(e, &mut records);
+            }
+        });
+        records
+    }
+}
 
 impl Shard {
+    /// Before `key` may change: what a snapshot in progress needs of it.
+    /// Reads come through here too (they hand out entries that may be
+    /// changed in place), which costs them one encoding per key and
+    /// snapshot.
+    fn preserve(&mut self, h: u64, key: &[u8]) {
+        if let Some(p) = self.pending.as_deref_mut() {
+            p.preserve(key, self.dict.get(h, key));
+        }
+    }
+
     fn account(&mut self, e: &Entry, added: bool) {
         if e.expiry().is_some() {
             if added {
@@ -83,6 +133,7 @@ impl Shard {
         now: i64,
         expired: &mut Vec<Entry>,
     ) -> Option<EntryMut<'_>> {
+        self.preserve(h, key);
         match self.dict.lookup(h, key, now) {
             Lookup::Live(e) => Some(e),
             Lookup::Expired(e) => {
@@ -105,6 +156,7 @@ impl Shard {
         now: i64,
         expired: &mut Vec<Entry>,
     ) -> Option<Entry> {
+        self.preserve(h, key);
         self.account(&entry, true);
         match self.dict.lookup(h, key, now) {
             Lookup::Live(slot) => {
@@ -126,6 +178,7 @@ impl Shard {
     }
 
     fn remove(&mut self, h: u64, key: &[u8]) -> Option<Entry> {
+        self.preserve(h, key);
         let e = self.dict.remove(h, key)?;
         self.account(&e, false);
         Some(e)
@@ -164,6 +217,7 @@ impl Shard {
         }
         let mut gone = Vec::new();
         let mut cursor = self.expire_cursor;
+        let pending = &mut self.pending;
         let checked = self.dict.expire_step(
             &mut cursor,
             buckets,
@@ -176,7 +230,12 @@ impl Shard {
                 }
                 None => false,
             },
-            |e| gone.push(e),
+            |e| {
+                if let Some(p) = pending.as_deref_mut() {
+                    p.preserve(e.key(), Some(&e));
+                }
+                gone.push(e)
+            },
         );
         self.expire_cursor = cursor;
         self.volatile -= gone.len();
@@ -195,18 +254,16 @@ pub struct TtlSample {
 pub struct Db {
     index: usize,
     shards: Box<[Mutex<Shard>]>,
-    freezer: FreezeSlot,
     /// Redis's estimate of the keys' average TTL in ms (INFO keyspace),
     /// kept by the active expiry cycle; 0 when no key has a TTL.
     avg_ttl: AtomicI64,
 }
 
 impl Db {
-    fn new(index: usize, freezer: FreezeSlot) -> Db {
+    fn new(index: usize) -> Db {
         Db {
             index,
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
-            freezer,
             avg_ttl: AtomicI64::new(0),
         }
     }
@@ -234,21 +291,24 @@ impl Db {
         self.avg_ttl.store((avg / 50) * 49 + sample / 50, Relaxed);
     }
 
-    /// Locks shard `i` for a change. This is the one door to a shard for
-    /// anything that may modify it: a shard still pending for a snapshot
-    /// is handed to the snapshot first.
+    /// Locks shard `i` for changes to single keys, which keep what a
+    /// snapshot in progress needs of them themselves ([`Pending`]).
     pub fn shard(&self, i: usize) -> MutexGuard<'_, Shard> {
         debug_assert!(
             !is_lent(self.index, i),
             "shard {i} of db {} locked again by the transaction holding it",
             self.index
         );
-        let mut g = self.shards[i].lock();
-        if g.pending {
-            if let Some(f) = self.freezer.read().as_ref() {
-                f.freeze(self.index, i, &g);
-            }
-            g.pending = false;
+        self.shards[i].lock()
+    }
+
+    /// Locks shard `i` for a change to all of it (FLUSHDB, SWAPDB, loading):
+    /// a shard a snapshot still needs is handed to it whole first.
+    fn shard_whole(&self, i: usize) -> MutexGuard<'_, Shard> {
+        let mut g = self.shard(i);
+        if let Some(p) = g.pending.take() {
+            let freezer = p.freezer.clone();
+            freezer.freeze(self.index, i, p.finish(&g.dict));
         }
         g
     }
@@ -259,7 +319,7 @@ impl Db {
         let per_shard = keys / SHARDS;
         let per_shard = per_shard.saturating_add(per_shard / 8 + 16);
         for i in 0..SHARDS {
-            self.shard(i).dict.reserve(per_shard);
+            self.shard_whole(i).dict.reserve(per_shard);
         }
     }
 
@@ -273,7 +333,7 @@ impl Db {
     /// `(i, h)`: one lookup. The entry comes back when its key is already
     /// there (a corrupt dump), which is left as it was.
     pub fn insert_loaded(&self, (i, h): (usize, u64), e: Entry) -> Result<(), Entry> {
-        let mut shard = self.shard(i);
+        let mut shard = self.shard_whole(i);
         if shard.dict.get(h, e.key()).is_some() {
             return Err(e);
         }
@@ -285,7 +345,7 @@ impl Db {
     /// Locks every shard in order, for commands that must see or change the
     /// whole database atomically.
     pub fn lock_all(&self) -> Vec<MutexGuard<'_, Shard>> {
-        (0..SHARDS).map(|i| self.shard(i)).collect()
+        (0..SHARDS).map(|i| self.shard_whole(i)).collect()
     }
 
     /// Number of keys (expired keys not yet reclaimed included, as in Redis).
@@ -383,17 +443,12 @@ impl Db {
 /// All databases.
 pub struct Keyspace {
     dbs: Box<[Db]>,
-    freezer: FreezeSlot,
 }
 
 impl Keyspace {
     pub fn new(databases: usize) -> Keyspace {
-        let freezer: FreezeSlot = Arc::default();
         Keyspace {
-            dbs: (0..databases)
-                .map(|i| Db::new(i, freezer.clone()))
-                .collect(),
-            freezer,
+            dbs: (0..databases).map(Db::new).collect(),
         }
     }
 
@@ -401,38 +456,53 @@ impl Keyspace {
     /// database's (keys, keys with an expiry). The caller must hold the
     /// exclusive gate, so that no command is halfway through a change.
     pub fn begin_snapshot(&self, freezer: Arc<dyn Freezer>) -> Vec<(usize, usize)> {
-        *self.freezer.write() = Some(freezer);
         self.dbs
             .iter()
             .map(|db| {
                 db.shards.iter().fold((0, 0), |(k, v), s| {
                     let mut s = s.lock();
-                    s.pending = true;
+                    s.pending = Some(Box::new(Pending {
+                        freezer: freezer.clone(),
+                        touched: HashSet::new(),
+                        records: Vec::new(),
+                    }));
                     (k + s.len(), v + s.volatile())
                 })
             })
             .collect()
     }
 
-    /// The snapshot's own visit of a shard: if nobody has frozen it yet,
-    /// `f` reads it (under its lock) and the mark is cleared. Returns
-    /// whether `f` ran; if not, the shard's content went to the freezer.
-    pub fn snapshot_shard(&self, db: usize, shard: usize, f: impl FnOnce(&Shard)) -> bool {
+    /// The snapshot's own visit of a shard, unless it was handed over
+    /// whole before: the records writers kept, and with `copy` copies of
+    /// the entries nobody touched instead of their records. Copying is
+    /// several times faster than encoding, and writers wait for this
+    /// shard's lock meanwhile: the caller encodes the copies after the lock
+    /// is gone.
+    pub fn snapshot_shard(
+        &self,
+        db: usize,
+        shard: usize,
+        copy: bool,
+    ) -> Option<(Vec<u8>, Vec<Entry>)> {
         let mut g = self.dbs[db].shards[shard].lock();
-        if !g.pending {
-            return false;
+        let p = g.pending.take()?;
+        if !copy {
+            return Some((p.finish(&g.dict), Vec::new()));
         }
-        f(&g);
-        g.pending = false;
-        true
+        let mut copies = Vec::with_capacity(g.len().saturating_sub(p.touched.len()));
+        g.dict.for_each(|e| {
+            if !p.touched.contains(e.key()) {
+                copies.push(e.rebuild(e.value().to_value(), e.expiry()));
+            }
+        });
+        Some((p.records, copies))
     }
 
     /// Ends a snapshot, finished or abandoned: no shard stays pending.
     pub fn end_snapshot(&self) {
-        *self.freezer.write() = None;
         for db in self.dbs.iter() {
             for s in db.shards.iter() {
-                s.lock().pending = false;
+                s.lock().pending = None;
             }
         }
     }
@@ -760,9 +830,110 @@ impl<'a> Locked<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::entry::ValueRef;
 
     fn shards_of(keys: &[&[u8]]) -> Vec<(usize, usize)> {
         keys.iter().map(|k| (0, key_hash(k).0)).collect()
+    }
+
+    /// Records `key=value;` for integer values; keeps what it is handed whole.
+    #[derive(Default)]
+    struct Recorder {
+        frozen: Mutex<Vec<u8>>,
+    }
+
+    impl Freezer for Recorder {
+        fn encode(&self, e: &Entry, out: &mut Vec<u8>) {
+            let ValueRef::Int(n) = e.value() else {
+                panic!("only integers here");
+            };
+            out.extend_from_slice(e.key());
+            out.extend_from_slice(format!("={n};").as_bytes());
+        }
+
+        fn freeze(&self, _db: usize, _shard: usize, records: Vec<u8>) {
+            self.frozen.lock().extend_from_slice(&records);
+        }
+    }
+
+    fn parse(records: &[u8]) -> std::collections::BTreeMap<String, i64> {
+        String::from_utf8_lossy(records)
+            .split_terminator(';')
+            .map(|r| {
+                let (k, v) = r.split_once('=').unwrap();
+                (k.to_string(), v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// Changes of every kind after a snapshot began, through the key-level
+    /// door and whole-shard doors, leave the snapshot as the keyspace was
+    /// when it began: each key exactly once, with its value then.
+    #[test]
+    fn a_snapshot_sees_the_keyspace_as_it_began() {
+        let ks = Keyspace::new(1);
+        let mut expected = std::collections::BTreeMap::new();
+        {
+            let mut l = ks.lock_db(0, 0);
+            for i in 0..500 {
+                let key = format!("k{i}");
+                // Some keys expire at 100: still in the snapshot taken at 0.
+                let expiry = (i < 20).then_some(100);
+                l.set(key.as_bytes(), Value::Int(i), expiry);
+                expected.insert(key, i);
+            }
+        }
+        let recorder = Arc::new(Recorder::default());
+        ks.begin_snapshot(recorder.clone());
+        {
+            let mut l = ks.lock_db(0, 50);
+            for i in 20..500 {
+                let key = format!("k{i}");
+                match i % 5 {
+                    0 => drop(l.set(key.as_bytes(), Value::Int(-1), None)),
+                    1 => drop(l.remove(key.as_bytes())),
+                    2 => drop(l.get(key.as_bytes())),
+                    3 => {
+                        l.set_expiry(key.as_bytes(), Some(1000));
+                    }
+                    _ => {}
+                }
+                // Created after the snapshot began, some deleted again.
+                let new = format!("new{i}");
+                l.set(new.as_bytes(), Value::Int(i), None);
+                if i % 2 == 0 {
+                    l.remove(new.as_bytes());
+                }
+            }
+            // A second change of a key keeps the first record.
+            l.set(b"k20", Value::Int(-2), None);
+        }
+        // The active expiry cycle removes the keys that expired at 100.
+        let db = ks.db(0);
+        for i in 0..SHARDS {
+            db.shard(i)
+                .expire_step(usize::MAX, 200, &mut TtlSample::default());
+        }
+        // Half the shards are then changed whole (FLUSHDB and the like).
+        for i in (0..SHARDS).step_by(2) {
+            drop(db.shard_whole(i));
+        }
+        let mut records = recorder.frozen.lock().clone();
+        for i in 0..SHARDS {
+            if let Some((kept, copies)) = ks.snapshot_shard(0, i, i % 3 != 0) {
+                records.extend_from_slice(&kept);
+                for e in &copies {
+                    recorder.encode(e, &mut records);
+                }
+            }
+        }
+        ks.end_snapshot();
+        let count = String::from_utf8_lossy(&records).matches(';').count();
+        assert_eq!(count, expected.len(), "a key came twice");
+        assert_eq!(parse(&records), expected);
+        // Once over, changes keep nothing.
+        ks.lock(0, &[b"k21"], 300).set(b"k21", Value::Int(7), None);
+        assert!(ks.snapshot_shard(0, key_hash(b"k21").0, true).is_none());
     }
 
     #[test]
