@@ -219,6 +219,11 @@ pub fn format_double(d: f64) -> String {
             "0".into()
         };
     }
+    format_dyadic(d).unwrap_or_else(|| format_general(d))
+}
+
+/// `%.17g` of a finite, non-zero double.
+fn format_general(d: f64) -> String {
     // 17 significant digits in scientific form, then laid out as %g would.
     let sci = format!("{:.16e}", d);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -249,6 +254,45 @@ pub fn format_double(d: f64) -> String {
     trim_fraction(&out).to_string()
 }
 
+/// `%.17g` of a double that is a multiple of 2^-10 below 2^53 (integers,
+/// halves, quarters ...: most scores) with at most 17 significant digits,
+/// from integer arithmetic. Such a value has an exact decimal expansion
+/// that short, which is what `%.17g` prints, trailing zeros removed; the
+/// general path's exact formatting costs a big-number division per call.
+/// None for any other value.
+fn format_dyadic(d: f64) -> Option<String> {
+    const MAX_K: u32 = 10;
+    let a = d.abs();
+    // Below 2^-10 no multiple of 2^-10 but zero remains; from 2^53 on, the
+    // integer part is no longer exact in a u64 conversion's sense below.
+    if !(1.0 / 1024.0..9_007_199_254_740_992.0).contains(&a) {
+        return None;
+    }
+    let int = a.trunc();
+    let frac = a - int;
+    // frac is exact (Sterbenz), and scaling by a power of two is exact.
+    let k = (0..=MAX_K).find(|&k| (frac * f64::from(1u32 << k)).fract() == 0.0)?;
+    let int = int as u64;
+    let frac_num = (frac * f64::from(1u32 << k)) as u64;
+    let int_digits = if int == 0 { 0 } else { int.ilog10() + 1 };
+    if int_digits + k > 17 {
+        return None;
+    }
+    let mut out = String::with_capacity(24);
+    if d < 0.0 {
+        out.push('-');
+    }
+    out.push_str(&int.to_string());
+    if k > 0 {
+        // frac_num / 2^k = frac_num * 5^k / 10^k: k decimal digits.
+        let digits = frac_num * 5u64.pow(k);
+        let fraction = format!("{digits:0width$}", width = k as usize);
+        out.push('.');
+        out.push_str(fraction.trim_end_matches('0'));
+    }
+    Some(out)
+}
+
 fn trim_fraction(s: &str) -> &str {
     if s.contains('.') {
         s.trim_end_matches('0').trim_end_matches('.')
@@ -260,6 +304,34 @@ fn trim_fraction(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The dyadic fast path prints exactly what the general path prints,
+    /// over every multiple of 2^-k (k up to 12, past the fast path's 10)
+    /// near zero, near the 17-digit limit and near 2^53.
+    #[test]
+    fn dyadic_doubles_print_as_the_general_path_does() {
+        let mut checked = 0;
+        for k in 0..=12u32 {
+            let scale = f64::from(1u32 << k);
+            let bases: [i64; 4] = [0, 1_000_000, 99_999_999_999, 9_007_199_254_740_000];
+            for base in bases {
+                for n in 0..300i64 {
+                    for sign in [1.0, -1.0] {
+                        let d = sign * ((base as f64) + n as f64 / scale);
+                        if d == 0.0 {
+                            continue;
+                        }
+                        let fast = format_dyadic(d);
+                        if let Some(fast) = fast {
+                            assert_eq!(fast, format_general(d), "{d}");
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 10_000, "the fast path ran {checked} times");
+    }
 
     #[test]
     fn doubles_match_printf_g17() {

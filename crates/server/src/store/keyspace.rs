@@ -71,8 +71,28 @@ pub trait Freezer: Send + Sync {
 /// key, not of its whole shard.
 pub struct Pending {
     freezer: Arc<dyn Freezer>,
+    /// Keys changed, or already in the snapshot, since it began.
     touched: HashSet<Box<[u8]>>,
     records: Vec<u8>,
+    /// Where the saver's walk of the table resumes (a SCAN cursor: a key
+    /// present all along is met at least once across resizes, and
+    /// `touched` drops the repeats).
+    cursor: u64,
+}
+
+/// What the saver gets from one visit of a shard
+/// ([`Keyspace::snapshot_visit`]).
+pub enum Visit {
+    /// Records writers kept, and copies of entries not yet in the
+    /// snapshot; `done` once the shard is finished.
+    Part {
+        records: Vec<u8>,
+        copies: Vec<Entry>,
+        done: bool,
+    },
+    /// The shard is no longer pending: what remains of it went to the
+    /// freezer whole.
+    Gone,
 }
 
 impl Pending {
@@ -93,6 +113,7 @@ impl Pending {
             freezer,
             touched,
             mut records,
+            ..
         } = self;
         dict.for_each(|e| {
             if !touched.contains(e.key()) {
@@ -465,6 +486,7 @@ impl Keyspace {
                         freezer: freezer.clone(),
                         touched: HashSet::new(),
                         records: Vec::new(),
+                        cursor: 0,
                     }));
                     (k + s.len(), v + s.volatile())
                 })
@@ -472,30 +494,54 @@ impl Keyspace {
             .collect()
     }
 
-    /// The snapshot's own visit of a shard, unless it was handed over
-    /// whole before: the records writers kept, and with `copy` copies of
-    /// the entries nobody touched instead of their records. Copying is
-    /// several times faster than encoding, and writers wait for this
-    /// shard's lock meanwhile: the caller encodes the copies after the lock
-    /// is gone.
-    pub fn snapshot_shard(
-        &self,
-        db: usize,
-        shard: usize,
-        copy: bool,
-    ) -> Option<(Vec<u8>, Vec<Entry>)> {
+    /// The saver's visit of a shard. With a `budget`, it takes the records
+    /// writers kept and copies up to about `budget` entries not yet in the
+    /// snapshot, and releases the shard: writers wait for no more than
+    /// that, and the caller encodes the copies outside the lock, then comes
+    /// back for more. Without one (when every other command is held off
+    /// anyway), the whole shard is encoded at once.
+    pub fn snapshot_visit(&self, db: usize, shard: usize, budget: Option<usize>) -> Visit {
         let mut g = self.dbs[db].shards[shard].lock();
-        let p = g.pending.take()?;
-        if !copy {
-            return Some((p.finish(&g.dict), Vec::new()));
-        }
-        let mut copies = Vec::with_capacity(g.len().saturating_sub(p.touched.len()));
-        g.dict.for_each(|e| {
-            if !p.touched.contains(e.key()) {
-                copies.push(e.rebuild(e.value().to_value(), e.expiry()));
+        let shard = &mut *g;
+        let Some(p) = shard.pending.as_deref_mut() else {
+            return Visit::Gone;
+        };
+        let Some(budget) = budget else {
+            let records = shard.pending.take().map(|p| p.finish(&shard.dict));
+            return Visit::Part {
+                records: records.unwrap_or_default(),
+                copies: Vec::new(),
+                done: true,
+            };
+        };
+        let records = std::mem::take(&mut p.records);
+        let mut copies = Vec::new();
+        let mut cursor = p.cursor;
+        loop {
+            let mask = shard.dict.scan(cursor, |e| {
+                if !p.touched.contains(e.key()) {
+                    p.touched.insert(e.key().into());
+                    copies.push(e.rebuild(e.value().to_value(), e.expiry()));
+                }
+            });
+            cursor = (cursor | !mask)
+                .reverse_bits()
+                .wrapping_add(1)
+                .reverse_bits();
+            if cursor == 0 || copies.len() >= budget {
+                break;
             }
-        });
-        Some((p.records, copies))
+        }
+        p.cursor = cursor;
+        let done = cursor == 0;
+        if done {
+            shard.pending = None;
+        }
+        Visit::Part {
+            records,
+            copies,
+            done,
+        }
     }
 
     /// Ends a snapshot, finished or abandoned: no shard stays pending.
@@ -918,22 +964,55 @@ mod tests {
         for i in (0..SHARDS).step_by(2) {
             drop(db.shard_whole(i));
         }
-        let mut records = recorder.frozen.lock().clone();
+        let mut records = Vec::new();
+        let mut round = 0;
         for i in 0..SHARDS {
-            if let Some((kept, copies)) = ks.snapshot_shard(0, i, i % 3 != 0) {
-                records.extend_from_slice(&kept);
-                for e in &copies {
-                    recorder.encode(e, &mut records);
+            // Whole, or a few entries at a time with changes in between:
+            // to keys already in the snapshot, to keys not yet in it, and
+            // enough new keys to make the table grow under the walk.
+            let budget = (i % 3 != 0).then_some(3);
+            loop {
+                match ks.snapshot_visit(0, i, budget) {
+                    Visit::Part {
+                        records: kept,
+                        copies,
+                        done,
+                    } => {
+                        records.extend_from_slice(&kept);
+                        for e in &copies {
+                            recorder.encode(e, &mut records);
+                        }
+                        if done {
+                            break;
+                        }
+                    }
+                    Visit::Gone => break,
+                }
+                round += 1;
+                let mut l = ks.lock_db(0, 60);
+                // This shard's keys: some already in the snapshot.
+                for j in 0..500 {
+                    let key = format!("k{j}");
+                    if key_hash(key.as_bytes()).0 == i {
+                        l.set(key.as_bytes(), Value::Int(-3), None);
+                    }
+                }
+                for j in 0..20 {
+                    l.set(format!("grow{round}:{j}").as_bytes(), Value::Int(j), None);
                 }
             }
         }
+        records.extend_from_slice(&recorder.frozen.lock());
         ks.end_snapshot();
         let count = String::from_utf8_lossy(&records).matches(';').count();
         assert_eq!(count, expected.len(), "a key came twice");
         assert_eq!(parse(&records), expected);
         // Once over, changes keep nothing.
         ks.lock(0, &[b"k21"], 300).set(b"k21", Value::Int(7), None);
-        assert!(ks.snapshot_shard(0, key_hash(b"k21").0, true).is_none());
+        assert!(matches!(
+            ks.snapshot_visit(0, key_hash(b"k21").0, Some(10)),
+            Visit::Gone
+        ));
     }
 
     #[test]

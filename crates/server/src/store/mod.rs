@@ -17,5 +17,5 @@ pub mod zset;
 
 pub use dict::{Dict, EntryMut};
 pub use entry::{Entry, Value, ValueRef};
-pub use keyspace::{key_hash, lru_clock, Db, Freezer, Keyspace, Locked, Shard, SHARDS};
+pub use keyspace::{key_hash, lru_clock, Db, Freezer, Keyspace, Locked, Shard, Visit, SHARDS};
 pub use object::Object;
