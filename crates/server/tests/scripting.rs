@@ -436,7 +436,8 @@ fn script_heavy_clients_move_between_loops_with_their_state() {
         .query(&mut admin)
         .unwrap();
     let mut cons: Vec<_> = (0..CLIENTS).map(|_| server.connection()).collect();
-    let start = loop_clients(&mut admin);
+    // Connecting sends nothing: wait until the server has them all.
+    let start = wait_for_loops(&mut admin, |c| c.iter().sum::<usize>() == CLIENTS + 1);
     assert_eq!(start.iter().sum::<usize>(), CLIENTS + 1, "{start:?}");
     // Dealt round-robin: some of them start on loop 1.
     assert!(start[1] >= CLIENTS / 2, "{start:?}");
