@@ -278,19 +278,14 @@ fn format_dyadic(d: f64) -> Option<String> {
     if int_digits + k > 17 {
         return None;
     }
-    let mut out = String::with_capacity(24);
-    if d < 0.0 {
-        out.push('-');
+    let sign = if d < 0.0 { "-" } else { "" };
+    if k == 0 {
+        return Some(format!("{sign}{int}"));
     }
-    out.push_str(&int.to_string());
-    if k > 0 {
-        // frac_num / 2^k = frac_num * 5^k / 10^k: k decimal digits.
-        let digits = frac_num * 5u64.pow(k);
-        let fraction = format!("{digits:0width$}", width = k as usize);
-        out.push('.');
-        out.push_str(fraction.trim_end_matches('0'));
-    }
-    Some(out)
+    // frac_num / 2^k = frac_num * 5^k / 10^k: k decimal digits, the last
+    // one non-zero (k is the smallest that makes the fraction whole).
+    let digits = frac_num * 5u64.pow(k);
+    Some(format!("{sign}{int}.{digits:0width$}", width = k as usize))
 }
 
 fn trim_fraction(s: &str) -> &str {

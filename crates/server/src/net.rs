@@ -127,10 +127,15 @@ pub enum Arrival {
 
 pub struct Moved {
     stream: std::net::TcpStream,
+    bufs: Buffers,
+    client: Client,
+}
+
+/// What goes with a connection from loop to loop besides its socket.
+struct Buffers {
     rbuf: BytesMut,
     parser: RequestParser,
     reply: Reply,
-    client: Client,
 }
 
 type Incoming = mpsc::UnboundedReceiver<Arrival>;
@@ -180,12 +185,10 @@ impl Loops {
         (to != client.gate && !server.scripting.busy.holds_loop(to)).then_some(to)
     }
 
-    /// Sends a connection to loop `to`; gives it back if that loop is gone.
-    fn send_moved(&self, to: usize, moved: Box<Moved>) -> Result<(), Box<Moved>> {
-        match self.senders[to].send(Arrival::Moved(moved)) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(Arrival::Moved(m))) => Err(m),
-            Err(_) => Ok(()),
+    /// Sends a connection to loop `to`; closes it if that loop is gone.
+    fn send_moved(&self, server: &Server, to: usize, moved: Moved) {
+        if let Err(e) = self.senders[to].send(Arrival::Moved(Box::new(moved))) {
+            abandon(server, e.0);
         }
     }
 }
@@ -237,12 +240,11 @@ pub async fn event_loop(
                         Err(e) => tracing::warn!("could not register a connection: {e}"),
                     },
                     Arrival::Moved(moved) => {
-                        let Moved { stream, rbuf, parser, reply, mut client } = *moved;
+                        let Moved { stream, bufs, mut client } = *moved;
                         match TcpStream::from_std(stream) {
                             Ok(stream) => {
                                 client.gate = index;
-                                let conn = Conn { stream, rbuf, parser, reply };
-                                tasks.spawn(serve_client(server.clone(), conn, client, loops.clone()));
+                                tasks.spawn(serve_client(server.clone(), stream, bufs, client, loops.clone()));
                             }
                             Err(e) => {
                                 tracing::warn!("could not register a moved connection: {e}");
@@ -259,9 +261,7 @@ pub async fn event_loop(
     // Connections moving here now are not served: they close like the rest.
     incoming.close();
     while let Ok(arrival) = incoming.try_recv() {
-        if let Arrival::Moved(mut moved) = arrival {
-            close(&server, &mut moved.client);
-        }
+        abandon(&server, arrival);
     }
     let _ = tokio::time::timeout(Duration::from_millis(500), async {
         while tasks.join_next().await.is_some() {}
@@ -269,12 +269,12 @@ pub async fn event_loop(
     .await;
 }
 
-/// A connection's socket and the buffers that go with it from loop to loop.
-struct Conn {
-    stream: TcpStream,
-    rbuf: BytesMut,
-    parser: RequestParser,
-    reply: Reply,
+/// Closes a connection no loop will serve: an accepted socket just closes
+/// when dropped, a moved client is also unregistered.
+fn abandon(server: &Server, arrival: Arrival) {
+    if let Arrival::Moved(mut moved) = arrival {
+        close(server, &mut moved.client);
+    }
 }
 
 async fn connection(
@@ -302,51 +302,46 @@ async fn connection(
     let mut client = server.clients.register(addr, laddr, requirepass);
     client.gate = index;
     client.home = index;
-    let conn = Conn {
-        stream,
+    let bufs = Buffers {
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         parser: RequestParser::new(),
         reply: Reply::new(Protocol::Resp2),
     };
-    serve_client(server, conn, client, loops).await;
+    serve_client(server, stream, bufs, client, loops).await;
 }
 
 /// Serves a client on this loop until it goes (then unregisters it) or
 /// moves to another loop.
-async fn serve_client(server: Arc<Server>, mut conn: Conn, mut client: Client, loops: Arc<Loops>) {
+async fn serve_client(
+    server: Arc<Server>,
+    mut stream: TcpStream,
+    mut bufs: Buffers,
+    mut client: Client,
+    loops: Arc<Loops>,
+) {
     let here = &server.loop_clients[client.gate];
     here.fetch_add(1, Relaxed);
-    let to = run_client(&server, &loops, &mut conn, &mut client).await;
+    let to = run_client(&server, &loops, &mut stream, &mut bufs, &mut client).await;
     here.fetch_sub(1, Relaxed);
-    if let Some(to) = to {
-        let Conn {
-            stream,
-            rbuf,
-            parser,
-            reply,
-        } = conn;
-        match stream.into_std() {
-            Ok(stream) => {
-                let moved = Box::new(Moved {
-                    stream,
-                    rbuf,
-                    parser,
-                    reply,
-                    client,
-                });
-                match loops.send_moved(to, moved) {
-                    Ok(()) => return,
-                    Err(mut moved) => close(&server, &mut moved.client),
-                }
-            }
-            Err(e) => {
-                tracing::warn!("could not move a connection: {e}");
-                close(&server, &mut client);
-            }
-        }
+    let Some(to) = to else {
+        close(&server, &mut client);
         return;
+    };
+    match stream.into_std() {
+        Ok(stream) => loops.send_moved(
+            &server,
+            to,
+            Moved {
+                stream,
+                bufs,
+                client,
+            },
+        ),
+        Err(e) => {
+            tracing::warn!("could not move a connection: {e}");
+            close(&server, &mut client);
+        }
     }
-    close(&server, &mut client);
 }
 
 /// Everything a client leaves behind when its connection ends.
@@ -361,15 +356,15 @@ fn close(server: &Server, client: &mut Client) {
 async fn run_client(
     server: &Server,
     loops: &Loops,
-    conn: &mut Conn,
+    stream: &mut TcpStream,
+    bufs: &mut Buffers,
     client: &mut Client,
 ) -> Option<usize> {
-    let Conn {
-        stream,
+    let Buffers {
         rbuf,
         parser,
         reply,
-    } = conn;
+    } = bufs;
     let mut shutdown = server.shutdown.subscribe();
     // After a blocked command is served, commands already buffered run
     // before the socket is read again.

@@ -481,10 +481,10 @@ fn write_file(
             }
         }
         let owed = key_save_delay(delay, keys);
+        let budget = (!snapshot.held_off).then_some(VISIT_ENTRIES);
         for shard in 0..SHARDS {
-            let budget = (!snapshot.held_off).then_some(VISIT_ENTRIES);
             loop {
-                match server.keyspace.snapshot_visit(db, shard, budget) {
+                let (buf, done) = match server.keyspace.snapshot_visit(db, shard, budget) {
                     Visit::Part {
                         mut records,
                         copies,
@@ -495,18 +495,14 @@ fn write_file(
                         for e in &copies {
                             capture.encode(e, &mut records);
                         }
-                        out.write(&records)?;
-                        capture.written(&records);
-                        if done {
-                            break;
-                        }
+                        (records, done)
                     }
-                    Visit::Gone => {
-                        let buf = capture.take(db, shard);
-                        out.write(&buf)?;
-                        capture.written(&buf);
-                        break;
-                    }
+                    Visit::Gone => (capture.take(db, shard), true),
+                };
+                out.write(&buf)?;
+                capture.written(&buf);
+                if done {
+                    break;
                 }
             }
             // Outside the shard's lock, so only the saver waits.

@@ -503,16 +503,18 @@ impl Keyspace {
     pub fn snapshot_visit(&self, db: usize, shard: usize, budget: Option<usize>) -> Visit {
         let mut g = self.dbs[db].shards[shard].lock();
         let shard = &mut *g;
+        let Some(budget) = budget else {
+            return match shard.pending.take() {
+                Some(p) => Visit::Part {
+                    records: p.finish(&shard.dict),
+                    copies: Vec::new(),
+                    done: true,
+                },
+                None => Visit::Gone,
+            };
+        };
         let Some(p) = shard.pending.as_deref_mut() else {
             return Visit::Gone;
-        };
-        let Some(budget) = budget else {
-            let records = shard.pending.take().map(|p| p.finish(&shard.dict));
-            return Visit::Part {
-                records: records.unwrap_or_default(),
-                copies: Vec::new(),
-                done: true,
-            };
         };
         let records = std::mem::take(&mut p.records);
         let mut copies = Vec::new();
