@@ -64,8 +64,10 @@ pub struct Server {
     /// The replication ID of this server's history (INFO master_replid),
     /// random at start as in Redis.
     pub replid: String,
-    /// Told to every task when the server stops.
+    /// Told to every background task when the server stops; connections
+    /// read `stopping` instead (see [`Server::stopping`]).
     pub shutdown: tokio::sync::watch::Sender<bool>,
+    stopping: std::sync::atomic::AtomicBool,
     /// Ports actually bound (port 0 picks a free one).
     pub bound: parking_lot::Mutex<Vec<std::net::SocketAddr>>,
     /// Worker threads of the runtime, for INFO.
@@ -101,6 +103,7 @@ impl Server {
             run_id: random_hex_id(),
             replid: random_hex_id(),
             shutdown,
+            stopping: std::sync::atomic::AtomicBool::new(false),
             bound: parking_lot::Mutex::new(Vec::new()),
             threads,
             loop_clients: (0..=threads).map(|_| Default::default()).collect(),
@@ -108,8 +111,22 @@ impl Server {
         })
     }
 
+    /// Stops the server: background tasks hear it on `shutdown`, and
+    /// every connection is woken to find [`Server::stopping`] set.
     pub fn request_shutdown(&self) {
+        self.stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.shutdown.send_replace(true);
+        for client in self.clients.all() {
+            client.attention.wake();
+        }
+    }
+
+    /// Whether the server is stopping. Connections check it whenever their
+    /// task wakes: a connection registered after the wake-up above still
+    /// sees the flag at its first poll.
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 

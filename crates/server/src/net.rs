@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::blocking::{TimeoutReply, Wake};
-use crate::client::{Client, GateMix};
+use crate::client::{Client, ClientShared, GateMix};
 use crate::command::{self, flags, Flow};
 use crate::gate::Held;
 use crate::Server;
@@ -365,7 +365,6 @@ async fn run_client(
         parser,
         reply,
     } = bufs;
-    let mut shutdown = server.shutdown.subscribe();
     // After a blocked command is served, commands already buffered run
     // before the socket is read again.
     let mut read_first = true;
@@ -387,8 +386,7 @@ async fn run_client(
                     }
                     continue;
                 }
-                _ = client.shared.kill.notified() => return None,
-                _ = stopped(&mut shutdown) => return None,
+                _ = must_close(server, &client.shared) => return None,
                 _ = idle_timeout(idle) => return None,
             };
             match read {
@@ -492,7 +490,7 @@ async fn write_messages(server: &Server, stream: &mut TcpStream, client: &Client
     }
     let written = tokio::select! {
         r = stream.write_all(&data) => r.is_ok(),
-        _ = client.shared.kill.notified() => false,
+        _ = must_close(server, &client.shared) => false,
     };
     sub.written(data.len());
     if written {
@@ -521,7 +519,6 @@ async fn wait_blocked(
         return true;
     };
     let id = client.shared.id;
-    let mut shutdown = server.shutdown.subscribe();
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let wake = loop {
         let expired = async {
@@ -558,11 +555,7 @@ async fn wait_blocked(
                     return false;
                 }
             }
-            _ = client.shared.kill.notified() => {
-                server.blocking.cancel(id);
-                return false;
-            }
-            _ = stopped(&mut shutdown) => {
+            _ = must_close(server, &client.shared) => {
                 server.blocking.cancel(id);
                 return false;
             }
@@ -583,6 +576,23 @@ async fn wait_blocked(
         }
     }
     true
+}
+
+/// Resolves once the client is killed or the server is stopping. Made
+/// anew for every select: registering the task's waker is a few atomic
+/// operations, so nothing stays registered between reads.
+fn must_close<'a>(
+    server: &'a Server,
+    shared: &'a ClientShared,
+) -> impl std::future::Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        shared.attention.register(cx.waker());
+        if shared.killed.load(Relaxed) || server.stopping() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
 }
 
 /// Resolves once the server is stopping; yields nothing that borrows the

@@ -135,7 +135,6 @@ pub struct Running {
     pub argv: Vec<Vec<u8>>,
     /// Unix ms.
     pub started: i64,
-    active: bool,
 }
 
 /// Arguments longer than this are not kept for the next script's reuse.
@@ -231,6 +230,9 @@ impl Busy {
         self.eval.store(eval, Relaxed);
         {
             let mut r = self.running.lock();
+            if r.argv.iter().any(|a| a.capacity() > RUNNING_KEEP) {
+                r.argv = Vec::new();
+            }
             r.name.clear();
             r.name.push_str(name);
             r.argv.resize_with(argv.len(), Vec::new);
@@ -239,20 +241,12 @@ impl Busy {
                 kept.extend_from_slice(a);
             }
             r.started = now_ms;
-            r.active = true;
         }
         self.since_ms.store(now_ms.max(1), SeqCst);
     }
 
     fn finish(&self) {
         self.since_ms.store(0, SeqCst);
-        {
-            let mut r = self.running.lock();
-            r.active = false;
-            if r.argv.iter().any(|a| a.capacity() > RUNNING_KEEP) {
-                r.argv = Vec::new();
-            }
-        }
         self.hook.kill.store(false, Relaxed);
         self.hook.restart.store(false, Relaxed);
         self.hook.inline_until_ms.store(0, Relaxed);
@@ -287,9 +281,13 @@ impl Busy {
         }
     }
 
+    /// Runs `f` with the running script, if one runs. `running` is only
+    /// written by `start` under its lock, before `since_ms` says a script
+    /// runs; so holding the lock, a set `since_ms` means `running` is the
+    /// current script's, and no later one can overwrite it meanwhile.
     pub fn with_running<R>(&self, f: impl FnOnce(Option<&Running>) -> R) -> R {
         let r = self.running.lock();
-        f(r.active.then_some(&*r))
+        f(self.since().is_some().then_some(&*r))
     }
 
     /// The BUSY error other commands get, naming the right KILL command.
@@ -421,7 +419,7 @@ impl Scripting {
         argv: &[&[u8]],
         target: Target<'_>,
     ) -> Result<(), CmdError> {
-        let budget = self.busy.inline_budget_ms.load(SeqCst);
+        let budget = self.busy.inline_budget_ms.load(Relaxed);
         if budget < 0 || (budget > 0 && engine.is_slow(target.name)) {
             ctx.flow = command::Flow::Offload;
             return Ok(());
@@ -598,10 +596,12 @@ fn run_held(
     } else {
         -1
     };
-    busy.inline_budget_ms.store(budget, SeqCst);
-    busy.inline_loop.store(client.gate, SeqCst);
+    // Relaxed: the script that reads these runs on this thread, and other
+    // threads only read `inline_loop` as a hint (Busy::holds_loop).
+    busy.inline_budget_ms.store(budget, Relaxed);
+    busy.inline_loop.store(client.gate, Relaxed);
     let flow = command::execute(server, client, reply, r, argv);
-    busy.inline_budget_ms.store(0, SeqCst);
+    busy.inline_budget_ms.store(0, Relaxed);
     flow
 }
 
