@@ -381,7 +381,7 @@ async fn run_client(
             let read = tokio::select! {
                 r = stream.read_buf(rbuf) => r,
                 _ = sub.ready.notified(), if listening => {
-                    if !write_messages(server, stream, client).await {
+                    if !write_messages(server, stream, client, &mut reply.buf).await {
                         return None;
                     }
                     continue;
@@ -482,23 +482,31 @@ async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bo
 /// Writes the pub/sub messages queued for this client in one go; false
 /// when the client has gone or is killed meanwhile (a subscriber that
 /// stopped reading is killed for its output limit while the write waits).
-async fn write_messages(server: &Server, stream: &mut TcpStream, client: &Client) -> bool {
+/// They go out through `out`, the connection's reply buffer, which holds
+/// nothing between requests.
+async fn write_messages(
+    server: &Server,
+    stream: &mut TcpStream,
+    client: &Client,
+    out: &mut Vec<u8>,
+) -> bool {
     let sub = &client.shared.pubsub;
-    let data = sub.take();
-    if data.is_empty() {
+    let n = sub.drain_into(out);
+    if n == 0 {
         return true;
     }
     let written = tokio::select! {
-        r = stream.write_all(&data) => r.is_ok(),
+        r = stream.write_all(out) => r.is_ok(),
         _ = must_close(server, &client.shared) => false,
     };
-    sub.written(data.len());
+    sub.written(n);
     if written {
         server
             .stats
             .net_output_bytes
-            .fetch_add(data.len() as u64, Relaxed);
+            .fetch_add(out.len() as u64, Relaxed);
     }
+    out.clear();
     written && !client.shared.killed.load(Relaxed)
 }
 
@@ -533,7 +541,7 @@ async fn wait_blocked(
         tokio::select! {
             w = &mut rx => break w.ok(),
             _ = sub.ready.notified(), if listening => {
-                if !write_messages(server, stream, client).await {
+                if !write_messages(server, stream, client, &mut reply.buf).await {
                     server.blocking.cancel(id);
                     return false;
                 }
@@ -747,9 +755,8 @@ async fn dispatch(server: &Server, client: &mut Client, argv: &[&[u8]], reply: &
 fn begin(client: &mut Client, reply: &mut Reply) -> (usize, bool) {
     let sub = &client.shared.pubsub;
     if sub.has_pending() {
-        let messages = sub.take();
-        sub.written(messages.len());
-        reply.buf.extend_from_slice(&messages);
+        let n = sub.drain_into(&mut reply.buf);
+        sub.written(n);
     }
     (reply.buf.len(), std::mem::take(&mut client.skip_next))
 }

@@ -15,7 +15,11 @@
 //! goes straight into its reply buffer, where Redis 7.0 puts it (before
 //! the command's own reply).
 
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
+
+/// Channel maps are read by every PUBLISH: ahash, seeded per process like
+/// the keyspace's, rather than SipHash.
+type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -98,10 +102,27 @@ impl Subscriber {
         self.pending.load(Relaxed) > 0
     }
 
-    /// Takes every queued message; hand the length back with
-    /// [`written`](Self::written) once it is out.
-    pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut *self.queue.lock())
+    /// Moves every queued message to the end of `out` and returns how
+    /// many bytes that was; hand the count back with
+    /// [`written`](Self::written) once they are out. Into an empty `out`
+    /// the buffers trade places, so neither side allocates again for the
+    /// next message.
+    pub fn drain_into(&self, out: &mut Vec<u8>) -> usize {
+        let mut q = self.queue.lock();
+        let n = q.len();
+        if out.is_empty() {
+            std::mem::swap(&mut *q, out);
+        } else {
+            out.extend_from_slice(&q);
+            q.clear();
+        }
+        n
+    }
+
+    /// Drops every queued message (the client is going).
+    fn discard(&self) {
+        let dropped = std::mem::take(&mut *self.queue.lock()).len();
+        self.written(dropped);
     }
 
     pub fn written(&self, n: usize) {
@@ -268,8 +289,7 @@ impl PubSub {
                 self.unsubscribe(client, kind, &[], None);
             }
         }
-        let dropped = client.pubsub.take().len();
-        client.pubsub.written(dropped);
+        client.pubsub.discard();
     }
 
     /// Publishes `message` on `channel` (a shard channel when `kind` is
@@ -370,7 +390,7 @@ fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64,
         return;
     }
     let sub = &c.pubsub;
-    let pending = {
+    let (pending, first) = {
         let mut q = sub.queue.lock();
         let at = q.len();
         q.extend_from_slice(frame);
@@ -379,7 +399,8 @@ fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64,
         }
         // Counted under the queue's lock, so whoever takes these bytes
         // (and then subtracts them) finds them counted already.
-        (sub.pending.fetch_add(frame.len(), Relaxed) + frame.len()) as u64
+        let pending = (sub.pending.fetch_add(frame.len(), Relaxed) + frame.len()) as u64;
+        (pending, at == 0)
     };
     if over_limit(sub, pending, limits) {
         tracing::warn!(
@@ -387,12 +408,16 @@ fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64,
             c.id,
             c.addr
         );
-        let dropped = sub.take().len();
-        sub.written(dropped);
+        sub.discard();
         c.kill();
         return;
     }
-    sub.ready.notify_one();
+    // Whoever queued the first of these messages has told the connection
+    // already (Notify keeps the permit until it looks), and it takes the
+    // whole queue when it does: one wake-up per batch, not per message.
+    if first {
+        sub.ready.notify_one();
+    }
 }
 
 /// Redis's checkClientOutputBufferLimits: over the hard limit, or over the
