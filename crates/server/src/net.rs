@@ -226,6 +226,7 @@ pub async fn event_loop(
     loops: Arc<Loops>,
     mut incoming: Incoming,
 ) {
+    crate::stats::use_loop_stripe(index);
     let mut shutdown = server.shutdown.subscribe();
     let mut tasks = JoinSet::new();
     loop {
@@ -392,7 +393,7 @@ async fn run_client(
             match read {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => {
-                    server.stats.net_input_bytes.fetch_add(n as u64, Relaxed);
+                    server.stats.net_input_bytes.add(n as u64);
                     if n < room {
                         drained(stream);
                     }
@@ -468,10 +469,7 @@ async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bo
     if stream.write_all(&reply.buf).await.is_err() {
         return false;
     }
-    server
-        .stats
-        .net_output_bytes
-        .fetch_add(reply.buf.len() as u64, Relaxed);
+    server.stats.net_output_bytes.add(reply.buf.len() as u64);
     reply.buf.clear();
     if reply.buf.capacity() > KEEP_OUTPUT {
         reply.buf.shrink_to(READ_CHUNK);
@@ -501,10 +499,7 @@ async fn write_messages(
     };
     sub.written(n);
     if written {
-        server
-            .stats
-            .net_output_bytes
-            .fetch_add(out.len() as u64, Relaxed);
+        server.stats.net_output_bytes.add(out.len() as u64);
     }
     out.clear();
     written && !client.shared.killed.load(Relaxed)

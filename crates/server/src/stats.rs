@@ -1,26 +1,76 @@
 //! Server-wide counters reported by INFO, and memory figures read from the
 //! allocator and the kernel.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
+/// Stripes of the counters every command adds to: one per event loop (up
+/// to `STRIPES - 1` loops; more share), and one for every other thread.
+pub const STRIPES: usize = 8;
+
+thread_local! {
+    static STRIPE: Cell<usize> = const { Cell::new(STRIPES - 1) };
+}
+
+/// Makes the calling thread, event loop `index`, add to a stripe of its
+/// own.
+pub fn use_loop_stripe(index: usize) {
+    STRIPE.set(index % (STRIPES - 1));
+}
+
+/// The calling thread's stripe.
+pub fn stripe() -> usize {
+    STRIPE.get()
+}
+
+/// A counter that every event loop adds to with each command or read: one
+/// cache line per stripe, summed when read. As one atomic, its line moved
+/// between the cores with every command of every loop.
+#[derive(Default)]
+pub struct Counter {
+    stripes: [Line; STRIPES],
+}
+
+#[derive(Default)]
+#[repr(align(64))]
+struct Line(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        self.stripes[stripe()].0.fetch_add(n, Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.stripes
+            .iter()
+            .fold(0, |sum, l| sum.wrapping_add(l.0.load(Relaxed)))
+    }
+
+    pub fn reset(&self) {
+        for l in &self.stripes {
+            l.0.store(0, Relaxed);
+        }
+    }
+}
+
 /// Counters with Redis's INFO names. All are monotonic except where noted;
 /// CONFIG RESETSTAT zeroes the resettable ones.
 #[derive(Default)]
 pub struct Stats {
-    pub commands: AtomicU64,
+    pub commands: Counter,
     pub connections_received: AtomicU64,
     pub rejected_connections: AtomicU64,
-    pub expired_keys: AtomicU64,
-    pub keyspace_hits: AtomicU64,
-    pub keyspace_misses: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
+    pub expired_keys: Counter,
+    pub keyspace_hits: Counter,
+    pub keyspace_misses: Counter,
+    pub net_input_bytes: Counter,
+    pub net_output_bytes: Counter,
     /// Changes since start (Redis's `dirty`), never reset.
-    pub dirty: AtomicU64,
+    pub dirty: Counter,
     /// The most `used_memory` seen (by the cron or INFO), never reset.
     pub peak_memory: AtomicU64,
     rates: Mutex<Rates>,
@@ -55,17 +105,21 @@ pub struct Instantaneous {
 impl Stats {
     pub fn reset(&self) {
         for c in [
-            &self.commands,
             &self.connections_received,
             &self.rejected_connections,
+            &self.error_replies,
+        ] {
+            c.store(0, Relaxed);
+        }
+        for c in [
+            &self.commands,
             &self.expired_keys,
             &self.keyspace_hits,
             &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
-            &self.error_replies,
         ] {
-            c.store(0, Relaxed);
+            c.reset();
         }
         self.errors.lock().clear();
     }
@@ -107,9 +161,9 @@ impl Stats {
     /// [`SAMPLE_EVERY`]).
     pub fn sample(&self, now: Instant) {
         let values = [
-            self.commands.load(Relaxed),
-            self.net_input_bytes.load(Relaxed),
-            self.net_output_bytes.load(Relaxed),
+            self.commands.get(),
+            self.net_input_bytes.get(),
+            self.net_output_bytes.get(),
         ];
         let mut r = self.rates.lock();
         if let Some((at, before)) = r.last {
@@ -138,9 +192,9 @@ impl Stats {
 
     pub fn hit(&self, found: bool) {
         if found {
-            self.keyspace_hits.fetch_add(1, Relaxed);
+            self.keyspace_hits.add(1);
         } else {
-            self.keyspace_misses.fetch_add(1, Relaxed);
+            self.keyspace_misses.add(1);
         }
     }
 }

@@ -372,7 +372,9 @@ pub struct CommandTable {
     by_name: ahash::HashMap<&'static [u8], usize>,
     /// Every command and subcommand with its parent.
     entries: Vec<(&'static Command, Option<&'static Command>)>,
-    pub stats: Vec<CmdStats>,
+    /// Per stripe (crate::stats::STRIPES), per entry: each event loop
+    /// counts in its own table.
+    stats: Box<[Box<[CmdStats]>]>,
 }
 
 impl CommandTable {
@@ -388,7 +390,9 @@ impl CommandTable {
                 }
             }
         }
-        let stats = entries.iter().map(|_| CmdStats::default()).collect();
+        let stats = (0..crate::stats::STRIPES)
+            .map(|_| entries.iter().map(|_| CmdStats::default()).collect())
+            .collect();
         CommandTable {
             by_name,
             entries,
@@ -431,14 +435,39 @@ impl CommandTable {
     }
 
     /// Every entry with its statistics, for INFO commandstats.
-    pub fn with_stats(&self) -> impl Iterator<Item = (String, &CmdStats)> + '_ {
-        self.entries.iter().zip(&self.stats).map(|((c, p), s)| {
+    /// Every entry's name and its [calls, usec, rejected, failed].
+    pub fn with_stats(&self) -> impl Iterator<Item = (String, [u64; 4])> + '_ {
+        self.entries.iter().enumerate().map(|(id, (c, p))| {
             let name = match p {
                 Some(p) => format!("{}|{}", p.name, c.name),
                 None => c.name.to_string(),
             };
-            (name, s)
+            let mut sum = [0u64; 4];
+            for table in self.stats.iter() {
+                let s = &table[id];
+                for (total, c) in sum
+                    .iter_mut()
+                    .zip([&s.calls, &s.usec, &s.rejected, &s.failed])
+                {
+                    *total = total.wrapping_add(c.load(Relaxed));
+                }
+            }
+            (name, sum)
         })
+    }
+
+    /// The calling thread's counters of entry `id`.
+    pub fn stats(&self, id: usize) -> &CmdStats {
+        &self.stats[crate::stats::stripe()][id]
+    }
+
+    /// CONFIG RESETSTAT's part.
+    pub fn reset_stats(&self) {
+        for s in self.stats.iter().flat_map(|t| t.iter()) {
+            for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
+                c.store(0, Relaxed);
+            }
+        }
     }
 
     /// Counts a call of the command `argv` names that was refused for its
@@ -462,7 +491,7 @@ impl CommandTable {
             }
             _ => id,
         };
-        self.stats[id].rejected.fetch_add(1, Relaxed);
+        self.stats(id).rejected.fetch_add(1, Relaxed);
     }
 
     /// Finds the command (and subcommand) named by `argv` and checks its
@@ -647,10 +676,7 @@ impl<'a> Ctx<'a> {
     /// Like [`modified`](Self::modified) for a key of another database.
     pub fn modified_in(&self, db: usize, key: &[u8]) {
         self.wrote();
-        self.server
-            .stats
-            .dirty
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.stats.dirty.add(1);
         self.server.watches.touch(db, key);
         self.server.blocking.signal(db, key);
     }
@@ -660,10 +686,7 @@ impl<'a> Ctx<'a> {
     /// the command, so the AOF keeps the libraries.
     pub fn modified_functions(&self) {
         self.wrote();
-        self.server
-            .stats
-            .dirty
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.server.stats.dirty.add(1);
     }
 
     /// Marks the command for propagation and, outside EXEC and scripts
@@ -788,10 +811,7 @@ impl<'a> Ctx<'a> {
     /// is what Redis adds to its dirty counter.
     pub fn modified_dbs(&self, touched: &[(usize, Vec<Vec<u8>>)], changes: u64) {
         self.wrote();
-        self.server
-            .stats
-            .dirty
-            .fetch_add(changes, std::sync::atomic::Ordering::Relaxed);
+        self.server.stats.dirty.add(changes);
         for (db, keys) in touched {
             for key in keys {
                 self.server.watches.touch(*db, key);
@@ -837,10 +857,7 @@ impl<'a> Ctx<'a> {
                         .map(|e| (db, vec![b"DEL".to_vec(), e.key().to_vec()])),
                 );
             }
-            self.server
-                .stats
-                .expired_keys
-                .fetch_add(entries.len() as u64, Relaxed);
+            self.server.stats.expired_keys.add(entries.len() as u64);
             for e in entries {
                 self.server.watches.touch(db, e.key());
                 self.notify_in(db, crate::pubsub::events::EXPIRED, "expired", e.key());
@@ -879,7 +896,7 @@ pub fn admit(server: &Server, client: &Client, r: &Resolved) -> Result<(), CmdEr
     };
     match rejected {
         Some(e) => {
-            server.commands.stats[r.id].rejected.fetch_add(1, Relaxed);
+            server.commands.stats(r.id).rejected.fetch_add(1, Relaxed);
             Err(e)
         }
         None => Ok(()),
@@ -955,7 +972,7 @@ fn run(
     in_transaction: bool,
     fixed_now_ms: Option<i64>,
 ) -> Flow {
-    let stats = &server.commands.stats[r.id];
+    let stats = server.commands.stats(r.id);
     let start_us = crate::now_us();
     let (db, mark) = (client.db, reply.buf.len());
     let mut ctx = Ctx {
@@ -998,7 +1015,7 @@ fn run(
     let usec = (crate::now_us() - start_us).max(0) as u64;
     stats.calls.fetch_add(1, Relaxed);
     stats.usec.fetch_add(usec, Relaxed);
-    server.stats.commands.fetch_add(1, Relaxed);
+    server.stats.commands.add(1);
     if !r.cmd.has(flags::SKIP_SLOWLOG) {
         server.slowlog.record(server, client, argv, usec);
     }

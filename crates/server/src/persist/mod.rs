@@ -242,7 +242,7 @@ impl Persistence {
         server
             .stats
             .dirty
-            .load(Relaxed)
+            .get()
             .saturating_sub(self.dirty_at_save.load(Relaxed))
     }
 
@@ -282,7 +282,7 @@ fn begin_as(server: &Server, format: Format) -> Snapshot {
         capture,
         counts,
         functions: server.scripting.library_codes(),
-        dirty: server.stats.dirty.load(Relaxed),
+        dirty: server.stats.dirty.get(),
         held_off: false,
     }
 }

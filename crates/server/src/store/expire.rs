@@ -100,8 +100,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                 }
                 let removed = gone.len();
                 if removed > 0 {
-                    server.stats.expired_keys.fetch_add(removed as u64, Relaxed);
-                    server.stats.dirty.fetch_add(removed as u64, Relaxed);
+                    server.stats.expired_keys.add(removed as u64);
+                    server.stats.dirty.add(removed as u64);
                 }
                 // Freed here, outside the shard lock.
                 drop(gone);

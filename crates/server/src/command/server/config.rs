@@ -1,8 +1,6 @@
 //! CONFIG GET/SET/RESETSTAT/REWRITE/HELP over the directive table in
 //! crate::config.
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use super::super::{flags, CmdError, Command, Ctx};
 use super::{container, entry};
 
@@ -114,11 +112,7 @@ fn set(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
 /// resetCommandTableStats zero; the slow log and latency samples stay.
 fn resetstat(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
     ctx.server.stats.reset();
-    for s in &ctx.server.commands.stats {
-        for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
-            c.store(0, Relaxed);
-        }
-    }
+    ctx.server.commands.reset_stats();
     ctx.reply.ok();
     Ok(())
 }

@@ -355,17 +355,17 @@ fn stats(s: &Server, out: &mut String) {
     let rates = st.instantaneous();
     fields!(out,
         "total_connections_received" => st.connections_received.load(Relaxed),
-        "total_commands_processed" => st.commands.load(Relaxed),
+        "total_commands_processed" => st.commands.get(),
         "instantaneous_ops_per_sec" => rates.ops,
-        "total_net_input_bytes" => st.net_input_bytes.load(Relaxed),
-        "total_net_output_bytes" => st.net_output_bytes.load(Relaxed),
+        "total_net_input_bytes" => st.net_input_bytes.get(),
+        "total_net_output_bytes" => st.net_output_bytes.get(),
         "instantaneous_input_kbps" => format!("{:.2}", rates.input_kbps),
         "instantaneous_output_kbps" => format!("{:.2}", rates.output_kbps),
         "rejected_connections" => st.rejected_connections.load(Relaxed),
-        "expired_keys" => st.expired_keys.load(Relaxed),
+        "expired_keys" => st.expired_keys.get(),
         "evicted_keys" => 0,
-        "keyspace_hits" => st.keyspace_hits.load(Relaxed),
-        "keyspace_misses" => st.keyspace_misses.load(Relaxed),
+        "keyspace_hits" => st.keyspace_hits.get(),
+        "keyspace_misses" => st.keyspace_misses.get(),
         "pubsub_channels" => s.pubsub.len(crate::pubsub::Kind::Channel),
         "pubsub_patterns" => s.pubsub.len(crate::pubsub::Kind::Pattern),
         "pubsubshard_channels" => s.pubsub.len(crate::pubsub::Kind::Shard),
@@ -400,8 +400,7 @@ fn cpu(_s: &Server, out: &mut String) {
 
 fn commandstats(s: &Server, out: &mut String) {
     for (name, st) in s.commands.with_stats() {
-        let (calls, usec) = (st.calls.load(Relaxed), st.usec.load(Relaxed));
-        let (rejected, failed) = (st.rejected.load(Relaxed), st.failed.load(Relaxed));
+        let [calls, usec, rejected, failed] = st;
         if calls == 0 && rejected == 0 && failed == 0 {
             continue;
         }
