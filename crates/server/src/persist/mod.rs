@@ -31,9 +31,11 @@
 //! Each key is thus written exactly once, as it was when BGSAVE began, so
 //! the file is a point-in-time image of the whole keyspace. The extra
 //! memory is the kept records, the copies of the one shard being encoded,
-//! and whole shards handed over: at most the serialized size of the data
-//! set, and only when writers touch every key before the saver reaches it;
-//! the peak is logged after each BGSAVE. The saver runs at the lowest
+//! whole shards handed over, and the marks of touched keys (about a key's
+//! bytes plus 32 each, dropped as each shard finishes): the records are at
+//! most the serialized size of the data set, and only when writers touch
+//! every key before the saver reaches it. The peak of all but the copies
+//! is logged after each BGSAVE and is INFO's `rdb_last_cow_size`. The saver runs at the lowest
 //! scheduling priority ([`yield_to_clients`]).
 //!
 //! SAVE and SHUTDOWN's save run the same code in the calling thread while
@@ -90,6 +92,9 @@ pub struct Persistence {
     pub loaded_expired: AtomicU64,
     /// Peak bytes held in side buffers by the last snapshot.
     pub last_peak_frozen: AtomicU64,
+    /// Keys whose records writers kept for the last snapshot, having got
+    /// to them before the saver (INFO `rdb_last_kept_keys`, ferrokv's own).
+    pub last_kept_keys: AtomicU64,
     pub aof: aof::Aof,
 }
 
@@ -153,6 +158,7 @@ impl Default for Persistence {
             loaded_keys: AtomicU64::new(0),
             loaded_expired: AtomicU64::new(0),
             last_peak_frozen: AtomicU64::new(0),
+            last_kept_keys: AtomicU64::new(0),
             aof: aof::Aof::default(),
         }
     }
@@ -176,6 +182,8 @@ struct Capture {
     frozen: Mutex<HashMap<(usize, usize), Vec<u8>>>,
     held: AtomicUsize,
     peak: AtomicUsize,
+    /// Records writers kept for keys the saver had not reached.
+    kept: AtomicUsize,
 }
 
 impl Capture {
@@ -185,6 +193,7 @@ impl Capture {
             frozen: Mutex::new(HashMap::new()),
             held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            kept: AtomicUsize::new(0),
         }
     }
 
@@ -195,6 +204,11 @@ impl Capture {
     /// The saver has written `buf` out: it no longer counts as held.
     fn written(&self, buf: &[u8]) {
         self.held.fetch_sub(buf.len(), Relaxed);
+    }
+
+    fn hold(&self, bytes: usize) {
+        let now = self.held.fetch_add(bytes, Relaxed) + bytes;
+        self.peak.fetch_max(now, Relaxed);
     }
 }
 
@@ -214,13 +228,24 @@ impl Freezer for Capture {
             }
             Format::Aof => aof::rebuild_entry(out, e),
         }
-        let added = out.len() - before;
-        let now = self.held.fetch_add(added, Relaxed) + added;
-        self.peak.fetch_max(now, Relaxed);
+        self.hold(out.len() - before);
+    }
+
+    fn keep(&self, e: &Entry, out: &mut Vec<u8>) {
+        self.kept.fetch_add(1, Relaxed);
+        self.encode(e, out);
     }
 
     fn freeze(&self, db: usize, shard: usize, records: Vec<u8>) {
         self.frozen.lock().insert((db, shard), records);
+    }
+
+    fn marks(&self, bytes: usize, held: bool) {
+        if held {
+            self.hold(bytes);
+        } else {
+            self.held.fetch_sub(bytes, Relaxed);
+        }
     }
 }
 
@@ -531,6 +556,10 @@ fn write_file(
         .persist
         .last_peak_frozen
         .store(capture.peak.load(Relaxed) as u64, Relaxed);
+    server
+        .persist
+        .last_kept_keys
+        .store(capture.kept.load(Relaxed) as u64, Relaxed);
     Ok(())
 }
 
@@ -644,7 +673,7 @@ fn finish_bgsave(server: &Server, job: Job) {
         Ok(()) => {
             p.saved(job.snapshot.dirty);
             tracing::info!(
-                "Background saving terminated with success ({} bytes of shards copied for writers at peak)",
+                "Background saving terminated with success ({} bytes held for the snapshot at peak)",
                 job.snapshot.capture.peak.load(Relaxed)
             );
         }

@@ -60,8 +60,22 @@ pub struct Shard {
 pub trait Freezer: Send + Sync {
     /// Appends `e`'s record, as the snapshot writes it, to `out`.
     fn encode(&self, e: &Entry, out: &mut Vec<u8>);
+    /// [`encode`](Self::encode) for a writer that got to a key before
+    /// the saver did.
+    fn keep(&self, e: &Entry, out: &mut Vec<u8>) {
+        self.encode(e, out);
+    }
     fn freeze(&self, db: usize, shard: usize, records: Vec<u8>);
+    /// The shards' sets of touched keys grew by about `bytes` (`held`) or
+    /// a finished shard's set of `bytes` was dropped: part of what the
+    /// snapshot costs in memory.
+    fn marks(&self, bytes: usize, held: bool);
 }
+
+/// What a touched key costs beside its bytes: the set's slot (a boxed
+/// slice's pointer and length, a control byte, free slots at the set's
+/// load factor) and the allocation's rounding, roughly.
+const MARK_OVERHEAD: usize = 32;
 
 /// What a snapshot still owes for one shard. Before a key's first change
 /// since the snapshot began, its record as it was goes to `records`, and
@@ -81,6 +95,14 @@ pub struct Pending {
     /// present all along is met at least once across resizes, and
     /// `touched` drops the repeats).
     cursor: u64,
+    /// What `touched` takes, as reported to the freezer.
+    marks_bytes: usize,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.freezer.marks(self.marks_bytes, false);
+    }
 }
 
 /// What the saver gets from one visit of a shard
@@ -105,22 +127,20 @@ impl Pending {
             return;
         }
         if let Some(e) = entry {
-            self.freezer.encode(e, &mut self.records);
+            self.freezer.keep(e, &mut self.records);
         }
         self.touched.insert(key.into());
+        let bytes = key.len() + MARK_OVERHEAD;
+        self.marks_bytes += bytes;
+        self.freezer.marks(bytes, true);
     }
 
     /// The shard as it was when the snapshot began.
-    fn finish(self, dict: &Dict) -> Vec<u8> {
-        let Pending {
-            freezer,
-            touched,
-            mut records,
-            ..
-        } = self;
+    fn finish(mut self, dict: &Dict) -> Vec<u8> {
+        let mut records = std::mem::take(&mut self.records);
         dict.for_each(|e| {
-            if !touched.contains(e.key()) {
-                freezer.encode(e, &mut records);
+            if !self.touched.contains(e.key()) {
+                self.freezer.encode(e, &mut records);
             }
         });
         records
@@ -490,6 +510,7 @@ impl Keyspace {
                         touched: HashSet::default(),
                         records: Vec::new(),
                         cursor: 0,
+                        marks_bytes: 0,
                     }));
                     (k + s.len(), v + s.volatile())
                 })
@@ -522,11 +543,13 @@ impl Keyspace {
         let records = std::mem::take(&mut p.records);
         let mut copies = Vec::new();
         let mut cursor = p.cursor;
+        let mut marked = 0;
         loop {
             let mask = shard.dict.scan(cursor, |e| {
                 // Most keys the walk meets are untouched: one hash to mark
                 // them, where checking first would take two.
                 if p.touched.insert(e.key().into()) {
+                    marked += e.key().len() + MARK_OVERHEAD;
                     copies.push(e.rebuild(e.value().to_value(), e.expiry()));
                 }
             });
@@ -539,6 +562,8 @@ impl Keyspace {
             }
         }
         p.cursor = cursor;
+        p.marks_bytes += marked;
+        p.freezer.marks(marked, true);
         let done = cursor == 0;
         if done {
             shard.pending = None;
@@ -906,6 +931,8 @@ mod tests {
         fn freeze(&self, _db: usize, _shard: usize, records: Vec<u8>) {
             self.frozen.lock().extend_from_slice(&records);
         }
+
+        fn marks(&self, _bytes: usize, _held: bool) {}
     }
 
     fn parse(records: &[u8]) -> std::collections::BTreeMap<String, i64> {

@@ -308,8 +308,10 @@ fn memory(s: &Server, out: &mut String) {
     );
 }
 
-/// RDB state in Redis's field names (no fork, so the copy-on-write
-/// fields report what the snapshot copied for writers) and the AOF's
+/// RDB state in Redis's field names (no fork, so `rdb_last_cow_size` is
+/// the peak memory the last snapshot held beside the data set, and
+/// ferrokv's own `rdb_last_kept_keys` counts the keys writers kept records
+/// of) and the AOF's
 /// (aof_last_rewrite_time_sec is -1 until a rewrite succeeded).
 fn persistence(s: &Server, out: &mut String) {
     let p = &s.persist;
@@ -331,6 +333,7 @@ fn persistence(s: &Server, out: &mut String) {
         "rdb_current_bgsave_time_sec" => p.current_bgsave_secs(),
         "rdb_saves" => p.saves.load(Relaxed),
         "rdb_last_cow_size" => p.last_peak_frozen.load(Relaxed),
+        "rdb_last_kept_keys" => p.last_kept_keys.load(Relaxed),
         "rdb_last_load_keys_expired" => p.loaded_expired.load(Relaxed),
         "rdb_last_load_keys_loaded" => p.loaded_keys.load(Relaxed),
         "aof_enabled" => p.aof.enabled() as u8,
