@@ -88,31 +88,33 @@ pub struct Client {
     pub spare_queue: Queued,
 }
 
-/// How many of a client's last commands ran under the exclusive gate,
-/// counted in windows of [`GateMix::WINDOW`] commands.
+/// How many of a client's last commands would rather run on the loop
+/// where such commands gather (crate::net::gathers: those under the
+/// exclusive gate, and writes under `appendfsync always`), counted in
+/// windows of [`GateMix::WINDOW`] commands.
 #[derive(Default)]
 pub struct GateMix {
     commands: u16,
-    exclusive: u16,
+    gathering: u16,
 }
 
 impl GateMix {
     pub const WINDOW: u16 = 64;
 
-    pub fn note(&mut self, exclusive: bool) {
+    pub fn note(&mut self, gathers: bool) {
         self.commands += 1;
-        self.exclusive += u16::from(exclusive);
+        self.gathering += u16::from(gathers);
     }
 
-    /// Once a window is full: how many of its commands were exclusive, and
-    /// a fresh window.
+    /// Once a window is full: how many of its commands gather, and a fresh
+    /// window.
     pub fn take_window(&mut self) -> Option<u16> {
         if self.commands < Self::WINDOW {
             return None;
         }
-        let exclusive = self.exclusive;
+        let gathering = self.gathering;
         *self = GateMix::default();
-        Some(exclusive)
+        Some(gathering)
     }
 }
 

@@ -109,6 +109,12 @@ async fn listen(target: &str, backlog: u32) -> std::io::Result<TcpListener> {
 /// that move a connection there (3/4) and back (1/4), so a mixed client
 /// does not bounce.
 ///
+/// Writes gather there too while `appendfsync always` is on ([`gathers`]):
+/// a loop writes and fsyncs the AOF once per pass, and loops that each
+/// synced their own pass took turns at the file, each fsync covering only
+/// its loop's clients. With two loops, 30,000 SETs at `-c 50 -P 1` took
+/// 1,063 fsyncs, against 603 on one loop and 600 in Redis.
+///
 /// One more loop, the overflow loop, runs beside the accepting task. It
 /// gets the connections meant for a loop that is held by a long script
 /// (see crate::scripting), so that a new client can always reach the
@@ -143,6 +149,16 @@ type Incoming = mpsc::UnboundedReceiver<Arrival>;
 /// Where connections that mostly run exclusive commands gather.
 const EXCLUSIVE_LOOP: usize = 0;
 
+/// Whether a command counts towards gathering its connection on
+/// [`EXCLUSIVE_LOOP`] (see [`Loops`]): it takes the exclusive gate, or it
+/// writes while every write waits for an fsync.
+pub fn gathers(server: &Server, r: &command::Resolved, exclusive: bool) -> bool {
+    exclusive
+        || (r.cmd.has(flags::WRITE)
+            && server.config.fsync_always.load(Relaxed)
+            && server.persist.aof.enabled())
+}
+
 impl Loops {
     /// `n` loops and the overflow loop: the dispatcher, and the receiving
     /// end for each loop, the overflow loop's last.
@@ -170,14 +186,14 @@ impl Loops {
     /// The loop `client` should move to, decided once per window of its
     /// commands (see [`Loops`]).
     fn destination(&self, server: &Server, client: &mut Client) -> Option<usize> {
-        let exclusive = client.mix.take_window()?;
+        let gathering = client.mix.take_window()?;
         // One loop and the overflow loop: nowhere to gather.
         if self.senders.len() < 3 {
             return None;
         }
-        let to = if exclusive >= GateMix::WINDOW / 4 * 3 {
+        let to = if gathering >= GateMix::WINDOW / 4 * 3 {
             EXCLUSIVE_LOOP
-        } else if exclusive <= GateMix::WINDOW / 4 {
+        } else if gathering <= GateMix::WINDOW / 4 {
             client.home
         } else {
             return None;

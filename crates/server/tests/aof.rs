@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{info_field, ServerProcess};
+use common::{info_field, wait_for_loops, ServerProcess};
 use redis::Value;
 
 use common::tempdir::Dir;
@@ -844,4 +844,46 @@ fn config_set_appendonly_at_runtime() {
     };
     let s = ferrokv_in(&dir, &[]);
     assert_eq!(contents(&mut s.connection()), before);
+}
+
+/// With `appendfsync always`, connections that mostly write gather on
+/// loop 0, so that one fsync per pass covers all of them, and go back to
+/// the loop they were dealt once the policy changes.
+#[test]
+fn writers_gather_on_one_loop_under_appendfsync_always() {
+    const CLIENTS: usize = 4;
+    let dir = Dir::new("aof-gather");
+    let server = ferrokv_in(&dir, &["--server-threads", "2", "--appendfsync", "always"]);
+    let mut admin = server.connection();
+    let mut cons: Vec<_> = (0..CLIENTS).map(|_| server.connection()).collect();
+    let start = wait_for_loops(&mut admin, |c| c.iter().sum::<usize>() == CLIENTS + 1);
+    assert!(start[1] >= CLIENTS / 2, "dealt round-robin: {start:?}");
+    let write_a_window = |cons: &mut Vec<redis::Connection>, round: usize| {
+        for (i, con) in cons.iter_mut().enumerate() {
+            for n in 0..70 {
+                let _: () = redis::cmd("SET")
+                    .arg(format!("k:{i}:{n}"))
+                    .arg(round)
+                    .query(con)
+                    .unwrap();
+            }
+        }
+    };
+    write_a_window(&mut cons, 1);
+    let gathered = wait_for_loops(&mut admin, |c| c[0] >= CLIENTS);
+    assert!(
+        gathered[0] >= CLIENTS,
+        "writers did not gather: {gathered:?}"
+    );
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendfsync")
+        .arg("everysec")
+        .query(&mut admin)
+        .unwrap();
+    write_a_window(&mut cons, 2);
+    let back = wait_for_loops(&mut admin, |c| c == start.as_slice());
+    assert_eq!(back, start, "writers did not go back to their loops");
+    let v: String = redis::cmd("GET").arg("k:3:69").query(&mut admin).unwrap();
+    assert_eq!(v, "2");
 }

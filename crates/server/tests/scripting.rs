@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::ServerProcess;
+use common::{wait_for_loops, ServerProcess};
 
 const STOCK: i64 = 1_000;
 const BUYERS: usize = 200;
@@ -395,30 +395,6 @@ fn pipelined_scripts_and_transactions_stay_atomic_across_loops() {
         .unwrap();
     assert_eq!(counter, CLIENTS * ROUNDS * 3, "a script's update was lost");
     assert_eq!((a, b), (CLIENTS * ROUNDS, CLIENTS * ROUNDS));
-}
-
-/// How many connections each event loop serves, from INFO (the overflow
-/// loop last).
-fn loop_clients(con: &mut redis::Connection) -> Vec<usize> {
-    let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
-    let field = info
-        .lines()
-        .find_map(|l| l.strip_prefix("loop_clients:"))
-        .expect("INFO server has loop_clients");
-    field.split(',').map(|n| n.parse().unwrap()).collect()
-}
-
-/// Polls `loop_clients` until `done` holds for it (moves happen between a
-/// client's reads, so the count can lag its last reply a little).
-fn wait_for_loops(con: &mut redis::Connection, done: impl Fn(&[usize]) -> bool) -> Vec<usize> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let counts = loop_clients(con);
-        if done(&counts) || Instant::now() > deadline {
-            return counts;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Connections that mostly run scripts gather on loop 0 and go back to

@@ -525,7 +525,7 @@ pub async fn execute(
             {
                 continue;
             }
-            client.mix.note(exclusive);
+            client.mix.note(crate::net::gathers(server, r, exclusive));
             run_held(server, client, r, argv, reply)
         };
         if flow != Flow::Offload {
@@ -556,7 +556,7 @@ pub fn try_execute<'a>(
     if !server.gates.hold(held, client.gate, exclusive, GATE_WAIT) {
         return None;
     }
-    client.mix.note(exclusive);
+    client.mix.note(crate::net::gathers(server, r, exclusive));
     // A script may have started (on the script thread) before the gate
     // was ours; then it has ended, as it held every gate.
     match run_held(server, client, r, argv, reply) {

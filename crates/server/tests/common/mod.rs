@@ -110,6 +110,30 @@ pub fn info_field(con: &mut redis::Connection, name: &str) -> String {
         .to_string()
 }
 
+/// How many connections each event loop serves, from INFO (the overflow
+/// loop last).
+pub fn loop_clients(con: &mut redis::Connection) -> Vec<usize> {
+    let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
+    let field = info
+        .lines()
+        .find_map(|l| l.strip_prefix("loop_clients:"))
+        .expect("INFO server has loop_clients");
+    field.split(',').map(|n| n.parse().unwrap()).collect()
+}
+
+/// Polls `loop_clients` until `done` holds for it (moves happen between a
+/// client's reads, so the count can lag its last reply a little).
+pub fn wait_for_loops(con: &mut redis::Connection, done: impl Fn(&[usize]) -> bool) -> Vec<usize> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let counts = loop_clients(con);
+        if done(&counts) || Instant::now() > deadline {
+            return counts;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether a Redis tool (redis-check-aof, redis-check-rdb) is installed;
 /// when it is not, says why the caller skips its check (CI installs it).
 pub fn have_tool(name: &str) -> bool {
