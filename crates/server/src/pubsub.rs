@@ -16,10 +16,6 @@
 //! the command's own reply).
 
 use std::collections::HashMap as StdHashMap;
-
-/// Channel maps are read by every PUBLISH: ahash, seeded per process like
-/// the keyspace's, rather than SipHash.
-type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -28,6 +24,10 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::client::ClientShared;
+
+/// Channel maps are read by every PUBLISH: ahash, seeded per process like
+/// the keyspace's, rather than SipHash.
+type HashMap<K, V> = StdHashMap<K, V, ahash::RandomState>;
 
 /// The three namespaces a client can subscribe in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -434,8 +434,8 @@ impl CommandTable {
         })
     }
 
-    /// Every entry with its statistics, for INFO commandstats.
-    /// Every entry's name and its [calls, usec, rejected, failed].
+    /// Every entry's name and its [calls, usec, rejected, failed] summed
+    /// over the stripes, for INFO commandstats.
     pub fn with_stats(&self) -> impl Iterator<Item = (String, [u64; 4])> + '_ {
         self.entries.iter().enumerate().map(|(id, (c, p))| {
             let name = match p {

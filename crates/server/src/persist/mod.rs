@@ -35,8 +35,8 @@
 //! bytes plus 32 each, dropped as each shard finishes): the records are at
 //! most the serialized size of the data set, and only when writers touch
 //! every key before the saver reaches it. The peak of all but the copies
-//! is logged after each BGSAVE and is INFO's `rdb_last_cow_size`. The saver runs at the lowest
-//! scheduling priority ([`yield_to_clients`]).
+//! is logged after each BGSAVE and is INFO's `rdb_last_cow_size`. The
+//! saver runs at the lowest scheduling priority ([`yield_to_clients`]).
 //!
 //! SAVE and SHUTDOWN's save run the same code in the calling thread while
 //! holding the exclusive gate, as Redis's SAVE blocks every client.
@@ -90,7 +90,8 @@ pub struct Persistence {
     pub dirty_at_save: AtomicU64,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
-    /// Peak bytes held in side buffers by the last snapshot.
+    /// Peak bytes the last snapshot held beside the data set: kept
+    /// records, shards handed over whole, marks of touched keys.
     pub last_peak_frozen: AtomicU64,
     /// Keys whose records writers kept for the last snapshot, having got
     /// to them before the saver (INFO `rdb_last_kept_keys`, ferrokv's own).
@@ -212,9 +213,9 @@ impl Capture {
     }
 }
 
-impl Freezer for Capture {
-    fn encode(&self, e: &Entry, out: &mut Vec<u8>) {
-        let before = out.len();
+impl Capture {
+    /// Appends `e`'s record to `out` without counting it as held.
+    fn encode_record(&self, e: &Entry, out: &mut Vec<u8>) {
         match self.format {
             Format::Rdb {
                 compress,
@@ -228,12 +229,26 @@ impl Freezer for Capture {
             }
             Format::Aof => aof::rebuild_entry(out, e),
         }
+    }
+}
+
+impl Freezer for Capture {
+    fn encode(&self, e: &Entry, out: &mut Vec<u8>) {
+        let before = out.len();
+        self.encode_record(e, out);
         self.hold(out.len() - before);
     }
 
-    fn keep(&self, e: &Entry, out: &mut Vec<u8>) {
-        self.kept.fetch_add(1, Relaxed);
-        self.encode(e, out);
+    /// One update of the held bytes for the record and the mark together:
+    /// this runs on the event loops, for every key first touched while a
+    /// snapshot is pending.
+    fn keep(&self, e: Option<&Entry>, mark: usize, out: &mut Vec<u8>) {
+        let before = out.len();
+        if let Some(e) = e {
+            self.kept.fetch_add(1, Relaxed);
+            self.encode_record(e, out);
+        }
+        self.hold(out.len() - before + mark);
     }
 
     fn freeze(&self, db: usize, shard: usize, records: Vec<u8>) {

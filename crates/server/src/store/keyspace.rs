@@ -60,11 +60,10 @@ pub struct Shard {
 pub trait Freezer: Send + Sync {
     /// Appends `e`'s record, as the snapshot writes it, to `out`.
     fn encode(&self, e: &Entry, out: &mut Vec<u8>);
-    /// [`encode`](Self::encode) for a writer that got to a key before
-    /// the saver did.
-    fn keep(&self, e: &Entry, out: &mut Vec<u8>) {
-        self.encode(e, out);
-    }
+    /// A writer got to a key before the saver did: [`encode`](Self::encode)
+    /// its entry, if it has one, and count the key's mark of `mark` bytes
+    /// ([`marks`](Self::marks)) with it.
+    fn keep(&self, e: Option<&Entry>, mark: usize, out: &mut Vec<u8>);
     fn freeze(&self, db: usize, shard: usize, records: Vec<u8>);
     /// The shards' sets of touched keys grew by about `bytes` (`held`) or
     /// a finished shard's set of `bytes` was dropped: part of what the
@@ -126,13 +125,10 @@ impl Pending {
         if self.touched.contains(key) {
             return;
         }
-        if let Some(e) = entry {
-            self.freezer.keep(e, &mut self.records);
-        }
+        let mark = key.len() + MARK_OVERHEAD;
+        self.freezer.keep(entry, mark, &mut self.records);
         self.touched.insert(key.into());
-        let bytes = key.len() + MARK_OVERHEAD;
-        self.marks_bytes += bytes;
-        self.freezer.marks(bytes, true);
+        self.marks_bytes += mark;
     }
 
     /// The shard as it was when the snapshot began.
@@ -926,6 +922,12 @@ mod tests {
             };
             out.extend_from_slice(e.key());
             out.extend_from_slice(format!("={n};").as_bytes());
+        }
+
+        fn keep(&self, e: Option<&Entry>, _mark: usize, out: &mut Vec<u8>) {
+            if let Some(e) = e {
+                self.encode(e, out);
+            }
         }
 
         fn freeze(&self, _db: usize, _shard: usize, records: Vec<u8>) {

@@ -112,7 +112,7 @@ pub fn info_field(con: &mut redis::Connection, name: &str) -> String {
 
 /// How many connections each event loop serves, from INFO (the overflow
 /// loop last).
-pub fn loop_clients(con: &mut redis::Connection) -> Vec<usize> {
+fn loop_clients(con: &mut redis::Connection) -> Vec<usize> {
     let info: String = redis::cmd("INFO").arg("server").query(con).unwrap();
     let field = info
         .lines()
