@@ -32,7 +32,7 @@ pub mod store;
 pub mod watch;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 pub use ferrokv_resp::split_args as split_words;
 
@@ -130,21 +130,32 @@ impl Server {
     }
 }
 
-/// Unix time in milliseconds.
+/// The wall clock as (seconds, nanoseconds) since the Unix epoch, read
+/// straight from clock_gettime: `SystemTime::now().duration_since(UNIX_EPOCH)`
+/// goes through checked `Duration` arithmetic that cost more than the clock
+/// read itself, and every command reads the clock twice.
+fn wall_clock() -> (i64, i64) {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME exists on
+    // every Linux, and on failure `ts` keeps the epoch.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
+    (ts.tv_sec as i64, ts.tv_nsec as i64)
+}
+
 /// Microseconds since the Unix epoch: one clock read gives both a
 /// command's timestamp and the start of its duration, as Redis's ustime().
 pub fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
+    let (s, ns) = wall_clock();
+    s * 1_000_000 + ns / 1_000
 }
 
+/// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    let (s, ns) = wall_clock();
+    s * 1_000 + ns / 1_000_000
 }
 
 /// 40 random hex digits, like Redis's run and replication IDs.
