@@ -142,7 +142,7 @@ fn wall_clock() -> (i64, i64) {
     // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME exists on
     // every Linux, and on failure `ts` keeps the epoch.
     unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec as i64, ts.tv_nsec as i64)
+    (ts.tv_sec, ts.tv_nsec)
 }
 
 /// Microseconds since the Unix epoch: one clock read gives both a

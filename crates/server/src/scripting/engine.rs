@@ -3,7 +3,7 @@
 //! to the command table.
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::c_int;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::Arc;
@@ -27,6 +27,12 @@ pub(super) const KILLED: &str = "ERR Script killed by user with SCRIPT KILL...";
 /// (it had no visible effects) and the script runs again on the script
 /// thread. Nobody sees this text.
 pub(super) const MOVED: &str = "ERR script moved to the script thread";
+/// Inline runs in a row that must overrun their budget before a script
+/// starts on the script thread from then on. The budget is wall time, so
+/// one overrun may only mean that the loop's thread was preempted (likely
+/// when the cores are busy); a script sent to the script thread for that
+/// alone would pay two thread wake-ups per run for good.
+const OVERRUNS_TO_SLOW: u8 = 3;
 
 /// A function registered by a library.
 pub struct FunctionInfo {
@@ -87,9 +93,10 @@ pub struct Engine {
     /// shebang. These maps are read with every script run: hashed with
     /// ahash, not SipHash, whose cost showed in EVALSHA's profile.
     scripts: HashMap<String, (Function, u32), ahash::RandomState>,
-    /// Scripts (by SHA1) and functions that once ran past the inline
-    /// budget (see crate::scripting): they start on the script thread.
-    slow: HashSet<String, ahash::RandomState>,
+    /// Scripts (by SHA1) and functions whose last runs overran the inline
+    /// budget (see crate::scripting), with how many did in a row: from
+    /// [`OVERRUNS_TO_SLOW`] on they start on the script thread.
+    overruns: HashMap<String, u8, ahash::RandomState>,
     pub libraries: BTreeMap<String, Library>,
     /// The reply buffer of `redis.call`, kept from run to run.
     call_reply: Reply,
@@ -212,7 +219,7 @@ impl Engine {
             hot,
             functions: HashMap::default(),
             scripts: HashMap::default(),
-            slow: HashSet::default(),
+            overruns: HashMap::default(),
             libraries: BTreeMap::new(),
             call_reply: Reply::new(Protocol::Resp2),
             changed: true,
@@ -256,7 +263,7 @@ impl Engine {
     /// SCRIPT FLUSH: forgets every cached script.
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
-        self.slow.clear();
+        self.overruns.clear();
         self.changed = true;
         // Redis starts a new VM: the cjson settings are back to defaults.
         super::cjson::reset(&self.lua);
@@ -504,12 +511,23 @@ impl Engine {
         true
     }
 
+    /// Whether `name` starts on the script thread.
     pub fn is_slow(&self, name: &str) -> bool {
-        !self.slow.is_empty() && self.slow.contains(name)
+        !self.overruns.is_empty()
+            && self
+                .overruns
+                .get(name)
+                .is_some_and(|&n| n >= OVERRUNS_TO_SLOW)
     }
 
-    pub fn mark_slow(&mut self, name: &str) {
-        self.slow.insert(name.to_string());
+    /// Records whether an inline run of `name` overran its budget.
+    pub fn note_inline_run(&mut self, name: &str, overran: bool) {
+        if overran {
+            let n = self.overruns.entry(name.to_string()).or_default();
+            *n = n.saturating_add(1);
+        } else if !self.overruns.is_empty() {
+            self.overruns.remove(name);
+        }
     }
 
     /// FUNCTION FLUSH.
@@ -999,4 +1017,31 @@ fn internal_error(e: mlua::Error) -> CmdError {
         "ERR {}",
         lua_message(&e).replace(['\r', '\n'], " ")
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One overrun (the loop's thread preempted, say) does not send a
+    /// script to the script thread for good; overruns in a row do, and a
+    /// run within the budget starts the count again.
+    #[test]
+    fn a_script_starts_on_the_script_thread_after_overruns_in_a_row() {
+        let mut engine = Engine::new(Arc::default()).expect("engine");
+        for _ in 0..5 {
+            engine.note_inline_run("a", true);
+            engine.note_inline_run("a", false);
+        }
+        assert!(!engine.is_slow("a"));
+        for _ in 1..OVERRUNS_TO_SLOW {
+            engine.note_inline_run("a", true);
+        }
+        assert!(!engine.is_slow("a"));
+        engine.note_inline_run("a", true);
+        assert!(engine.is_slow("a"));
+        assert!(!engine.is_slow("b"));
+        engine.flush_scripts();
+        assert!(!engine.is_slow("a"));
+    }
 }

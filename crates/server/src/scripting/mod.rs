@@ -25,8 +25,9 @@
 //!   over on one dedicated script thread ([`spawn_thread`]), which holds no
 //!   connections: the loop goes back to its clients, who can be told that
 //!   the server is busy and can kill the script. Nobody could tell the
-//!   first run happened: other clients were held off all along. The script
-//!   is remembered, and starts on the script thread from then on.
+//!   first run happened: other clients were held off all along. A script
+//!   whose inline runs overran three times in a row starts on the script
+//!   thread from then on (once could be the loop's thread being preempted).
 //! - A script that has had effects cannot start over, and finishes on its
 //!   loop. That loop's other clients wait for it (they are not told BUSY);
 //!   clients of the other loops are told BUSY as usual, and new connections
@@ -427,10 +428,8 @@ impl Scripting {
         let name = target.name;
         self.busy.start(name, argv, target.eval, ctx.now_ms);
         let result = engine.run(ctx, &self.busy, target);
-        if budget > 0 && self.busy.past_inline_deadline() {
-            // Next time it goes to the script thread straight away: it
-            // would only hold its loop or start twice.
-            engine.mark_slow(name);
+        if budget > 0 {
+            engine.note_inline_run(name, self.busy.past_inline_deadline());
         }
         self.busy.finish();
         result
