@@ -243,10 +243,12 @@ pub async fn event_loop(
     mut incoming: Incoming,
 ) {
     crate::stats::use_loop_stripe(index);
+    let wake_later = crate::pubsub::WakeLater::install();
     let mut shutdown = server.shutdown.subscribe();
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
+            () = wake_later.ready() => wake_later.wake_all(),
             arrival = incoming.recv() => {
                 let Some(arrival) = arrival else { break };
                 match arrival {
@@ -275,6 +277,8 @@ pub async fn event_loop(
             _ = stopped(&mut shutdown) => break,
         }
     }
+    // From here on the loop no longer waits on its deferred wake-ups.
+    drop(wake_later);
     // Connections moving here now are not served: they close like the rest.
     incoming.close();
     while let Ok(arrival) = incoming.try_recv() {

@@ -14,7 +14,15 @@
 //! the server's memory grow. A message for the publishing client itself
 //! goes straight into its reply buffer, where Redis 7.0 puts it (before
 //! the command's own reply).
+//!
+//! A publisher on an event loop does not wake subscribers' connections
+//! itself: it leaves them to its loop ([`WakeLater`]), which wakes each
+//! once when the connections ready in the same pass have run, as Redis
+//! writes to subscribers once per event-loop pass. Waking a connection on
+//! another loop costs a system call on both sides; one wake-up now
+//! carries the messages of the whole pass instead of one or two.
 
+use std::cell::RefCell;
 use std::collections::HashMap as StdHashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -374,7 +382,12 @@ fn confirm(reply: &mut Reply, what: &[u8], name: Option<&[u8]>, count: usize) {
 /// into the publisher's own reply when the subscriber is the publisher.
 /// A subscriber over its output limit is disconnected and its queue
 /// dropped.
-fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64, &mut Reply)>) {
+fn deliver(
+    c: &Arc<ClientShared>,
+    frame: &[u8],
+    limits: Limits,
+    me: Option<&mut (u64, &mut Reply)>,
+) {
     let resp3 = c.resp.load(Relaxed) == 3;
     if let Some((id, reply)) = me {
         if *id == c.id {
@@ -413,10 +426,89 @@ fn deliver(c: &ClientShared, frame: &[u8], limits: Limits, me: Option<&mut (u64,
         return;
     }
     // Whoever queued the first of these messages has told the connection
-    // already (Notify keeps the permit until it looks), and it takes the
-    // whole queue when it does: one wake-up per batch, not per message.
+    // already, or left it to its loop (Notify keeps the permit until the
+    // connection looks), and it takes the whole queue when it does: one
+    // wake-up per batch, not per message.
     if first {
-        sub.ready.notify_one();
+        wake(c);
+    }
+}
+
+/// The subscribers an event loop's publishers queued for during its pass,
+/// and how to tell the loop there are some.
+type Later = (Vec<Arc<ClientShared>>, Arc<Notify>);
+
+thread_local! {
+    /// Set on event loops (see [`WakeLater`]).
+    static LATER: RefCell<Option<Later>> = const { RefCell::new(None) };
+}
+
+/// Wakes `c`'s connection, at the end of this event loop's pass when
+/// called on one.
+fn wake(c: &Arc<ClientShared>) {
+    let deferred = LATER.with_borrow_mut(|later| match later {
+        Some((list, pass_done)) => {
+            if list.is_empty() {
+                pass_done.notify_one();
+            }
+            list.push(c.clone());
+            true
+        }
+        None => false,
+    });
+    if !deferred {
+        c.pubsub.ready.notify_one();
+    }
+}
+
+/// An event loop's end of the deferred wake-ups: while it lives, the
+/// loop's thread leaves subscribers' wake-ups to it. The loop waits on
+/// [`ready`](Self::ready) beside its connections' tasks, so it gets to
+/// run after the tasks that were ready when the first wake-up was left,
+/// then calls [`wake_all`](Self::wake_all). Dropping it wakes what is
+/// left and stops the deferral.
+pub struct WakeLater {
+    pass_done: Arc<Notify>,
+}
+
+impl WakeLater {
+    /// Starts deferring on this thread.
+    pub fn install() -> WakeLater {
+        let pass_done = Arc::new(Notify::new());
+        LATER.set(Some((Vec::new(), pass_done.clone())));
+        WakeLater { pass_done }
+    }
+
+    /// Resolves once wake-ups have been left.
+    pub async fn ready(&self) {
+        self.pass_done.notified().await
+    }
+
+    pub fn wake_all(&self) {
+        let list = LATER.with_borrow_mut(|later| match later {
+            Some((list, _)) => std::mem::take(list),
+            None => Vec::new(),
+        });
+        for c in &list {
+            c.pubsub.ready.notify_one();
+        }
+        // Keep the allocation for the next pass.
+        LATER.with_borrow_mut(|later| {
+            if let Some((kept, _)) = later {
+                if kept.is_empty() {
+                    let mut list = list;
+                    list.clear();
+                    *kept = list;
+                }
+            }
+        });
+    }
+}
+
+impl Drop for WakeLater {
+    fn drop(&mut self) {
+        self.wake_all();
+        LATER.set(None);
     }
 }
 

@@ -545,6 +545,33 @@ fn rss_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Publishers leave subscribers' wake-ups to their event loop, which
+/// wakes them once its pass is over. Each message here is published alone
+/// and must arrive before the next is sent, from either loop to
+/// subscribers on both: a wake-up left behind would stall it.
+#[test]
+fn lone_messages_reach_subscribers_on_every_loop() {
+    let server = ServerProcess::ferrokv(&["--server-threads", "2"]);
+    let port = server.port;
+    let mut subs: Vec<Conn> = (0..2).map(|_| Conn::new(port)).collect();
+    for s in subs.iter_mut() {
+        s.call(&[b"SUBSCRIBE", b"lone"]);
+    }
+    let mut pubs: Vec<Conn> = (0..2).map(|_| Conn::new(port)).collect();
+    // Dealt in turn: each pair has one connection on each loop.
+    let mut admin = server.connection();
+    let counts = common::wait_for_loops(&mut admin, |c| c[0] >= 2 && c[1] >= 2);
+    assert!(counts[0] >= 2 && counts[1] >= 2, "{counts:?}");
+    for i in 0..200 {
+        let body = i.to_string();
+        let p = &mut pubs[i % 2];
+        assert_eq!(p.call(&[b"PUBLISH", b"lone", body.as_bytes()]), b":2\r\n");
+        for s in subs.iter_mut() {
+            assert_eq!(s.frame(), encode(&[b"message", b"lone", body.as_bytes()]));
+        }
+    }
+}
+
 #[test]
 fn subscriber_that_never_reads_is_disconnected_at_its_limit() {
     let server = ServerProcess::ferrokv(&["--client-output-buffer-limit", "pubsub 4mb 1mb 60"]);
