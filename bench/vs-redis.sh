@@ -32,6 +32,10 @@
 #   -q            quick smoke run, tiny counts           (BENCH_QUICK=1)
 #   -B            skip `cargo build --release`           (BENCH_NO_BUILD=1)
 #   -p PORT       look for free ports from PORT upwards  (BENCH_PORT_BASE; default: kernel-chosen)
+#   -C            pin each server to the last CPU and the benchmark client to
+#                 CPU 0 with taskset, so that they stop trading cores; meant for
+#                 -s 1 on small machines (with more loops than the server's
+#                 CPUs they share one)                    (BENCH_PIN=1)
 #
 # The default run takes about 3-5 minutes on 2 cores. Numbers are only
 # meaningful on an otherwise idle machine.
@@ -51,10 +55,11 @@ ROUNDS=${BENCH_ROUNDS:-1}
 QUICK=${BENCH_QUICK:-0}
 NO_BUILD=${BENCH_NO_BUILD:-0}
 PORT_BASE=${BENCH_PORT_BASE:-}
+PIN=${BENCH_PIN:-0}
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit "${1:-0}"; }
 
-while getopts "n:N:r:t:P:c:m:s:R:qBp:h" opt; do
+while getopts "n:N:r:t:P:c:m:s:R:qBp:Ch" opt; do
     case $opt in
         n) N=$OPTARG ;;
         N) NP=$OPTARG ;;
@@ -68,6 +73,7 @@ while getopts "n:N:r:t:P:c:m:s:R:qBp:h" opt; do
         q) QUICK=1 ;;
         B) NO_BUILD=1 ;;
         p) PORT_BASE=$OPTARG ;;
+        C) PIN=1 ;;
         h) usage 0 ;;
         *) usage 1 >&2 ;;
     esac
@@ -83,6 +89,13 @@ fi
 for tool in redis-server redis-cli redis-benchmark python3 getconf; do
     command -v "$tool" >/dev/null || { echo "vs-redis: $tool not found" >&2; exit 1; }
 done
+
+# Commands put before each server and before the benchmark client (-C).
+SERVER_PIN=() CLIENT_PIN=()
+if [[ $PIN == 1 ]]; then
+    command -v taskset >/dev/null || { echo "vs-redis: taskset not found" >&2; exit 1; }
+    SERVER_PIN=(taskset -c "$(($(nproc) - 1))") CLIENT_PIN=(taskset -c 0)
+fi
 
 TICKS=$(getconf CLK_TCK)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferrokv-bench.XXXXXX")
@@ -160,7 +173,7 @@ prepare() {
         publish1 | publish100)
             local n=${test#publish}
             for ((i = 0; i < n; i++)); do
-                redis-cli -p "$port" SUBSCRIBE bench:channel >/dev/null &
+                "${CLIENT_PIN[@]}" redis-cli -p "$port" SUBSCRIBE bench:channel >/dev/null &
                 SUBSCRIBERS+=($!)
             done
             # Until every subscriber is in, PUBLISH would reach fewer.
@@ -217,7 +230,7 @@ run_bench() {
     local driver=(redis-benchmark --csv) args=("${what[@]}")
     [[ $test == multi ]] && driver=("$TXN_BENCH") args=()
     before=$(cpu_ticks "$pid")
-    out=$("${driver[@]}" -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
+    out=$("${CLIENT_PIN[@]}" "${driver[@]}" -p "$port" -c "$CLIENTS" -n "$requests" -r "$KEYSPACE" \
         -P "$pipeline" "${args[@]}" 2>&1) || true
     after=$(cpu_ticks "$pid")
     unprepare
@@ -265,7 +278,7 @@ if [[ ,$TESTS, == *,multi,* && ! -x $TXN_BENCH ]]; then
 fi
 
 start_redis() {
-    start_server "redis-$1" "$1" redis-server --port "$1" --bind 127.0.0.1 --save '' \
+    start_server "redis-$1" "$1" "${SERVER_PIN[@]}" redis-server --port "$1" --bind 127.0.0.1 --save '' \
         --appendonly no --dir "$WORK" --daemonize no --logfile ''
 }
 
@@ -273,12 +286,12 @@ start_ferrokv() {
     local port=$1 threads=$2
     local extra=()
     [[ $threads != default ]] && extra=(--server-threads "$threads")
-    start_server "ferrokv-$port" "$port" "$FERROKV" --port "$port" --bind 127.0.0.1 \
+    start_server "ferrokv-$port" "$port" "${SERVER_PIN[@]}" "$FERROKV" --port "$port" --bind 127.0.0.1 \
         --dir "$WORK" --save "" "${extra[@]}"
 }
 
 echo "== $(redis-server --version | awk '{print $1, $2, $3}'), $("$FERROKV" --version)"
-echo "== $(nproc) CPUs, clients $CLIENTS, keyspace $KEYSPACE, requests $N (pipelined: $NP)," \
+echo "== $(nproc) CPUs$([[ $PIN == 1 ]] && echo ", servers pinned to CPU $(($(nproc) - 1)), client to CPU 0"), clients $CLIENTS, keyspace $KEYSPACE, requests $N (pipelined: $NP)," \
     "CPU per request from /proc/<pid>/stat at $TICKS ticks/s, median of $ROUNDS round(s)"
 
 IFS=, read -ra test_list <<<"$TESTS"
