@@ -130,19 +130,24 @@ impl Server {
     }
 }
 
-/// The wall clock as (seconds, nanoseconds) since the Unix epoch, read
-/// straight from clock_gettime: `SystemTime::now().duration_since(UNIX_EPOCH)`
-/// goes through checked `Duration` arithmetic that cost more than the clock
-/// read itself, and every command reads the clock twice.
-fn wall_clock() -> (i64, i64) {
+/// Reads `clock` as (seconds, nanoseconds), straight from clock_gettime:
+/// `SystemTime::now().duration_since(UNIX_EPOCH)` goes through checked
+/// `Duration` arithmetic that cost more than the clock read itself, and
+/// every command reads the clock twice. None if the clock is unknown.
+pub(crate) fn read_clock(clock: libc::clockid_t) -> Option<(i64, i64)> {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid place for the result; CLOCK_REALTIME exists on
-    // every Linux, and on failure `ts` keeps the epoch.
-    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
-    (ts.tv_sec, ts.tv_nsec)
+    // SAFETY: clock_gettime only writes the timespec it is given.
+    let ok = unsafe { libc::clock_gettime(clock, &mut ts) } == 0;
+    ok.then_some((ts.tv_sec, ts.tv_nsec))
+}
+
+/// The wall clock; the epoch if it cannot be read (CLOCK_REALTIME exists
+/// on every Linux).
+fn wall_clock() -> (i64, i64) {
+    read_clock(libc::CLOCK_REALTIME).unwrap_or((0, 0))
 }
 
 /// Microseconds since the Unix epoch: one clock read gives both a

@@ -485,19 +485,17 @@ impl WakeLater {
     }
 
     pub fn wake_all(&self) {
-        let list = LATER.with_borrow_mut(|later| match later {
-            Some((list, _)) => std::mem::take(list),
-            None => Vec::new(),
-        });
-        for c in &list {
+        // Taken out first: nothing may find the list borrowed meanwhile.
+        let mut list = LATER
+            .with_borrow_mut(|later| later.as_mut().map(|(list, _)| std::mem::take(list)))
+            .unwrap_or_default();
+        for c in list.drain(..) {
             c.pubsub.ready.notify_one();
         }
-        // Keep the allocation for the next pass.
+        // The allocation goes back for the next pass.
         LATER.with_borrow_mut(|later| {
             if let Some((kept, _)) = later {
                 if kept.is_empty() {
-                    let mut list = list;
-                    list.clear();
                     *kept = list;
                 }
             }

@@ -211,9 +211,7 @@ impl Capture {
         let now = self.held.fetch_add(bytes, Relaxed) + bytes;
         self.peak.fetch_max(now, Relaxed);
     }
-}
 
-impl Capture {
     /// Appends `e`'s record to `out` without counting it as held.
     fn encode_record(&self, e: &Entry, out: &mut Vec<u8>) {
         match self.format {

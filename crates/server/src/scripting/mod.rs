@@ -669,15 +669,10 @@ impl Drop for Waiting<'_> {
 /// Unix ms from CLOCK_REALTIME_COARSE: the time of the last tick, read
 /// without touching the clock source.
 fn coarse_now_ms() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) } != 0 {
-        return crate::now_ms();
+    match crate::read_clock(libc::CLOCK_REALTIME_COARSE) {
+        Some((s, ns)) => s * 1000 + ns / 1_000_000,
+        None => crate::now_ms(),
     }
-    ts.tv_sec * 1000 + ts.tv_nsec / 1_000_000
 }
 
 /// The BUSY error, if a script runs past the threshold now (SHUTDOWN
