@@ -3,6 +3,8 @@
 //! The crate is laid out by responsibility:
 //! - [`config`]: the directive table, config file and CONFIG.
 //! - [`net`]: listeners, connection tasks, shutdown.
+//! - [`pass`]: what an event loop does before it sleeps: replies and AOF
+//!   writes, once per pass.
 //! - [`client`]: per-connection state and the registry CLIENT reads.
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
@@ -23,6 +25,7 @@ pub mod glob;
 pub mod latency;
 pub mod logging;
 pub mod net;
+pub mod pass;
 pub mod persist;
 pub mod pubsub;
 pub mod scripting;

@@ -130,7 +130,7 @@ fn main() -> ExitCode {
         let loops = loops.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("ferrokv-loop-{i}"))
-            .spawn(move || match runtime() {
+            .spawn(move || match ferrokv::pass::runtime() {
                 Ok(rt) => rt.block_on(ferrokv::net::event_loop(server, i, loops, rx)),
                 Err(e) => eprintln!("ferrokv: can't start an event loop: {e}"),
             });
@@ -142,7 +142,7 @@ fn main() -> ExitCode {
             }
         }
     }
-    let rt = match runtime() {
+    let rt = match ferrokv::pass::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ferrokv: can't start the runtime: {e}");
@@ -176,13 +176,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// One event loop's runtime: single-threaded, timers and I/O enabled.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 async fn run(server: Arc<Server>, loops: Arc<ferrokv::net::Loops>) -> std::io::Result<()> {

@@ -2,7 +2,9 @@
 //!
 //! One task per connection reads whatever the socket has, executes every
 //! complete request in the buffer, and writes all their replies with one
-//! write: batching is what makes pipelined throughput. A protocol error
+//! write: batching is what makes pipelined throughput. When it goes back
+//! to reading, that write waits for the end of the loop's pass
+//! (crate::pass), as Redis writes replies before its loop sleeps. A protocol error
 //! gets Redis's reply and closes the connection after the replies before
 //! it; a client over `client-query-buffer-limit` is closed, as in Redis.
 //! Every task ends when its client goes, is killed, or the server stops,
@@ -25,12 +27,10 @@ use crate::blocking::{TimeoutReply, Wake};
 use crate::client::{Client, ClientShared, GateMix};
 use crate::command::{self, flags, Flow};
 use crate::gate::Held;
+use crate::pass::{Needs, Outbox, KEEP_OUTPUT};
 use crate::Server;
 
 const READ_CHUNK: usize = 16 * 1024;
-/// Output buffers larger than this are released after each write, so one
-/// large reply does not pin memory for the life of a connection.
-const KEEP_OUTPUT: usize = 1024 * 1024;
 
 /// Binds every `bind` address on `port`. Addresses prefixed with `-` are
 /// optional, as in Redis: failing to bind them is not an error.
@@ -243,6 +243,8 @@ pub async fn event_loop(
     mut incoming: Incoming,
 ) {
     crate::stats::use_loop_stripe(index);
+    // Declared first, so dropped last: after every connection's outbox.
+    let _serving = crate::pass::Serving::start(server.clone());
     let wake_later = crate::pubsub::WakeLater::install();
     let mut shutdown = server.shutdown.subscribe();
     let mut tasks = JoinSet::new();
@@ -342,7 +344,19 @@ async fn serve_client(
 ) {
     let here = &server.loop_clients[client.gate];
     here.fetch_add(1, Relaxed);
-    let to = run_client(&server, &loops, &mut stream, &mut bufs, &mut client).await;
+    let outbox = Outbox::new(&stream, client.shared.clone());
+    let to = run_client(
+        &server,
+        &loops,
+        &mut stream,
+        &outbox,
+        &mut bufs,
+        &mut client,
+    )
+    .await;
+    // Before the socket closes or moves: the end of the pass must not
+    // write to it any more.
+    drop(outbox);
     here.fetch_sub(1, Relaxed);
     let Some(to) = to else {
         close(&server, &mut client);
@@ -378,6 +392,7 @@ async fn run_client(
     server: &Server,
     loops: &Loops,
     stream: &mut TcpStream,
+    outbox: &Outbox,
     bufs: &mut Buffers,
     client: &mut Client,
 ) -> Option<usize> {
@@ -402,12 +417,20 @@ async fn run_client(
             let read = tokio::select! {
                 r = stream.read_buf(rbuf) => r,
                 _ = sub.ready.notified(), if listening => {
-                    if !write_messages(server, stream, client, &mut reply.buf).await {
+                    if !write_messages(server, stream, outbox, client, &mut reply.buf).await {
                         return None;
                     }
                     continue;
                 }
-                _ = must_close(server, &client.shared) => return None,
+                needs = attention(server, &client.shared, outbox) => match needs {
+                    Needs::Write => {
+                        if !write_now(server, stream, outbox, client, &mut reply.buf).await {
+                            return None;
+                        }
+                        continue;
+                    }
+                    Needs::Close => return None,
+                },
                 _ = idle_timeout(idle) => return None,
             };
             match read {
@@ -422,8 +445,11 @@ async fn run_client(
         }
         let (consumed, flow) = process(server, client, parser, rbuf, reply).await;
         rbuf.advance(consumed);
-        crate::persist::aof::before_reply(server, client).await;
-        if !flush(server, stream, reply).await {
+        // Replies wait for the end of the pass only when the connection
+        // goes back to reading; before a close or a wait they go now.
+        let later = matches!(flow, Flow::Continue | Flow::Sleep(_) | Flow::Offload)
+            && (reply.buf.is_empty() || outbox.defer(&mut reply.buf, client.aof_ticket));
+        if !later && !write_now(server, stream, outbox, client, &mut reply.buf).await {
             return None;
         }
         read_first = true;
@@ -437,11 +463,15 @@ async fn run_client(
                 timeout,
                 on_timeout,
             } => {
-                if !wait_blocked(server, stream, client, rbuf, reply, timeout, on_timeout).await {
+                if !wait_blocked(
+                    server, stream, outbox, client, rbuf, reply, timeout, on_timeout,
+                )
+                .await
+                {
                     return None;
                 }
                 crate::persist::aof::before_served_reply(server).await;
-                if !flush(server, stream, reply).await {
+                if !write_now(server, stream, outbox, client, &mut reply.buf).await {
                     return None;
                 }
                 read_first = false;
@@ -462,7 +492,10 @@ async fn run_client(
         // request, which the parser carries along.
         if read_first {
             if let Some(to) = loops.destination(server, client) {
-                return Some(to);
+                // The replies left for this loop's pass go first.
+                return write_now(server, stream, outbox, client, &mut reply.buf)
+                    .await
+                    .then_some(to);
             }
         }
     }
@@ -481,18 +514,32 @@ fn drained(stream: &TcpStream) {
     });
 }
 
-/// Writes the pending replies; false when the client has gone.
-async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bool {
-    if reply.buf.is_empty() {
+/// Writes what the outbox holds, then `out`, once the AOF has the
+/// records of the client's commands; false when the client has gone.
+async fn write_now(
+    server: &Server,
+    stream: &mut TcpStream,
+    outbox: &Outbox,
+    client: &Client,
+    out: &mut Vec<u8>,
+) -> bool {
+    let waiting = outbox.take();
+    if waiting.is_empty() && out.is_empty() {
         return true;
     }
-    if stream.write_all(&reply.buf).await.is_err() {
-        return false;
+    crate::persist::aof::before_reply(server, client).await;
+    for buf in [&waiting, &*out] {
+        if buf.is_empty() {
+            continue;
+        }
+        if stream.write_all(buf).await.is_err() {
+            return false;
+        }
+        server.stats.net_output_bytes.add(buf.len() as u64);
     }
-    server.stats.net_output_bytes.add(reply.buf.len() as u64);
-    reply.buf.clear();
-    if reply.buf.capacity() > KEEP_OUTPUT {
-        reply.buf.shrink_to(READ_CHUNK);
+    out.clear();
+    if out.capacity() > KEEP_OUTPUT {
+        out.shrink_to(READ_CHUNK);
     }
     true
 }
@@ -505,6 +552,7 @@ async fn flush(server: &Server, stream: &mut TcpStream, reply: &mut Reply) -> bo
 async fn write_messages(
     server: &Server,
     stream: &mut TcpStream,
+    outbox: &Outbox,
     client: &Client,
     out: &mut Vec<u8>,
 ) -> bool {
@@ -512,6 +560,16 @@ async fn write_messages(
     let n = sub.drain_into(out);
     if n == 0 {
         return true;
+    }
+    // Replies left for the end of the pass came before these messages.
+    let waiting = outbox.take();
+    if !waiting.is_empty() {
+        crate::persist::aof::before_reply(server, client).await;
+        if stream.write_all(&waiting).await.is_err() {
+            sub.written(n);
+            return false;
+        }
+        server.stats.net_output_bytes.add(waiting.len() as u64);
     }
     let written = tokio::select! {
         r = stream.write_all(out) => r.is_ok(),
@@ -529,9 +587,11 @@ async fn write_messages(
 /// timeout passes, it is unblocked, or it goes away (then its waiter is
 /// removed and false is returned). Input that arrives meanwhile is kept
 /// for later, as Redis keeps it in the query buffer.
+#[allow(clippy::too_many_arguments)]
 async fn wait_blocked(
     server: &Server,
     stream: &mut TcpStream,
+    outbox: &Outbox,
     client: &mut Client,
     rbuf: &mut BytesMut,
     reply: &mut Reply,
@@ -556,7 +616,7 @@ async fn wait_blocked(
         tokio::select! {
             w = &mut rx => break w.ok(),
             _ = sub.ready.notified(), if listening => {
-                if !write_messages(server, stream, client, &mut reply.buf).await {
+                if !write_messages(server, stream, outbox, client, &mut reply.buf).await {
                     server.blocking.cancel(id);
                     return false;
                 }
@@ -614,6 +674,25 @@ fn must_close<'a>(
             std::task::Poll::Ready(())
         } else {
             std::task::Poll::Pending
+        }
+    })
+}
+
+/// [`must_close`], and what the end of an event-loop pass left to the
+/// connection (crate::pass): it wakes the same waker.
+fn attention<'a>(
+    server: &'a Server,
+    shared: &'a ClientShared,
+    outbox: &'a Outbox,
+) -> impl std::future::Future<Output = Needs> + 'a {
+    std::future::poll_fn(move |cx| {
+        shared.attention.register(cx.waker());
+        if shared.killed.load(Relaxed) || server.stopping() {
+            return std::task::Poll::Ready(Needs::Close);
+        }
+        match outbox.needs() {
+            Some(needs) => std::task::Poll::Ready(needs),
+            None => std::task::Poll::Pending,
         }
     })
 }

@@ -2,7 +2,8 @@
 //! pipelining, requests split across reads, inline commands, binary
 //! safety, protocol errors (compared byte for byte with a real
 //! redis-server), size limits, concurrent clients and connection hygiene
-//! (clients, memory and threads back to their baseline after churn).
+//! (clients, memory and threads back to their baseline after churn), and
+//! replies larger than a socket takes at once.
 
 mod common;
 
@@ -498,4 +499,77 @@ fn connection_churn_returns_to_baseline() {
         clients_ok,
         "connected_clients is {clients} after churn, not 1"
     );
+}
+
+/// A value of `len` bytes, different at every position modulo 251, so a
+/// reply that arrives shifted or cut does not compare equal.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[test]
+fn replies_larger_than_the_socket_takes_arrive_whole_and_in_order() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    let value = patterned(1 << 20);
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(&value)
+        .query(&mut con)
+        .expect("SET big");
+    let mut s = connect(server.port);
+    let mut request = Vec::new();
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let tag = format!("after-{i}");
+        request.extend_from_slice(&resp(&[b"GET", b"big"]));
+        request.extend_from_slice(&resp(&[b"PING", tag.as_bytes()]));
+        expected.extend_from_slice(&bulk(&value));
+        expected.extend_from_slice(&bulk(tag.as_bytes()));
+    }
+    s.write_all(&request).expect("write pipeline");
+    // Not reading for a while: 20 MB of replies fill the socket, and the
+    // server is left holding the rest.
+    std::thread::sleep(Duration::from_millis(300));
+    let (got, ending) = read_until(&mut s, |b| b.len() >= expected.len());
+    assert_eq!(ending, Ending::Open);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "replies arrived altered or out of order");
+    // The connection goes on as usual.
+    s.write_all(&resp(&[b"PING"])).expect("write PING");
+    let (got, ending) = read_until(&mut s, |b| b.ends_with(b"\r\n"));
+    assert_eq!((got.as_slice(), ending), (&b"+PONG\r\n"[..], Ending::Open));
+}
+
+#[test]
+fn clients_gone_with_replies_unsent_are_let_go() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(patterned(1 << 20))
+        .query(&mut con)
+        .expect("SET big");
+    let baseline = connected_clients(&mut con);
+    let request = resp(&[b"GET", b"big"]).repeat(50);
+    let gone: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = connect(server.port);
+            s.write_all(&request).expect("write pipeline");
+            s
+        })
+        .collect();
+    assert!(
+        eventually(TIMEOUT, || connected_clients(&mut con) == baseline + 10),
+        "the ten readers never all connected"
+    );
+    // Give the server time to fill their sockets and stall on them.
+    std::thread::sleep(Duration::from_millis(300));
+    drop(gone);
+    assert!(
+        eventually(TIMEOUT, || connected_clients(&mut con) == baseline),
+        "clients that left with replies unsent are still counted"
+    );
+    let pong: String = redis::cmd("PING").query(&mut con).expect("PING");
+    assert_eq!(pong, "PONG");
 }

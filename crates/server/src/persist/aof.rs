@@ -326,28 +326,39 @@ async fn wait_for(server: &Server, ticket: u64) {
     if ticket == 0 || !aof.enabled() {
         return;
     }
-    if !server.config.fsync_always.load(Relaxed) {
-        if aof.written_upto.load(Relaxed) >= ticket {
-            return;
-        }
-        // The loop's other ready connections run first and buffer their
-        // records too; the first back writes them all with one write(), as
-        // Redis writes once per event-loop pass, and the others find theirs
-        // written.
-        tokio::task::yield_now().await;
-        aof.flush(ticket, false);
+    let done = if server.config.fsync_always.load(Relaxed) {
+        &aof.synced_upto
+    } else {
+        &aof.written_upto
+    };
+    if done.load(Relaxed) >= ticket {
         return;
     }
-    if aof.synced_upto.load(Relaxed) >= ticket {
-        return;
-    }
-    // As Redis, the loop itself writes and fsyncs, once per pass: the
-    // loop's other ready connections run first and buffer their records,
-    // the first back syncs them all while the loop waits, the others find
-    // theirs on disk. Handing the fsync to another thread instead let it
-    // start on a few records while the rest of the pass was still
-    // arriving, and cost a cross-thread wake-up per waiting connection.
+    // As Redis, the loop itself writes (and with `always` fsyncs) once per
+    // pass: the loop's other ready connections run first and buffer their
+    // records, the first back writes them all, the others find theirs
+    // done. Handing the fsync to another thread instead let it start on a
+    // few records while the rest of the pass was still arriving, and cost
+    // a cross-thread wake-up per waiting connection.
     tokio::task::yield_now().await;
+    settle(server, ticket);
+}
+
+/// Writes the records of tickets below `ticket` to the file, and with
+/// `appendfsync always` to the disk, unless they are there already; with
+/// `always`, whatever else is buffered goes along. The end of an
+/// event-loop pass (crate::pass) calls it for the replies of the pass.
+pub fn settle(server: &Server, ticket: u64) {
+    let aof = &server.persist.aof;
+    if ticket == 0 || !aof.enabled() {
+        return;
+    }
+    if !server.config.fsync_always.load(Relaxed) {
+        if aof.written_upto.load(Relaxed) < ticket {
+            aof.flush(ticket, false);
+        }
+        return;
+    }
     if aof.synced_upto.load(Relaxed) < ticket {
         let upto = aof.pending.lock().upto.max(ticket);
         aof.flush_as(upto, true, true);
