@@ -529,13 +529,9 @@ async fn write_now(
     }
     crate::persist::aof::before_reply(server, client).await;
     for buf in [&waiting, &*out] {
-        if buf.is_empty() {
-            continue;
-        }
-        if stream.write_all(buf).await.is_err() {
+        if !send(server, stream, &client.shared, buf).await {
             return false;
         }
-        server.stats.net_output_bytes.add(buf.len() as u64);
     }
     out.clear();
     if out.capacity() > KEEP_OUTPUT {
@@ -544,7 +540,7 @@ async fn write_now(
     true
 }
 
-/// Writes the pub/sub messages queued for this client in one go; false
+/// Sends the pub/sub messages queued for this client in one go; false
 /// when the client has gone or is killed meanwhile (a subscriber that
 /// stopped reading is killed for its output limit while the write waits).
 /// They go out through `out`, the connection's reply buffer, which holds
@@ -561,26 +557,34 @@ async fn write_messages(
     if n == 0 {
         return true;
     }
-    // Replies left for the end of the pass came before these messages.
-    let waiting = outbox.take();
-    if !waiting.is_empty() {
-        crate::persist::aof::before_reply(server, client).await;
-        if stream.write_all(&waiting).await.is_err() {
-            sub.written(n);
-            return false;
-        }
-        server.stats.net_output_bytes.add(waiting.len() as u64);
-    }
-    let written = tokio::select! {
-        r = stream.write_all(out) => r.is_ok(),
-        _ = must_close(server, &client.shared) => false,
-    };
+    // As Redis, messages go out at the end of the pass with the replies.
+    // Once there they no longer count towards the output limit: the
+    // socket takes them, or the outbox refuses more until this connection
+    // has written them itself, while the queue grows and counts.
+    let written = outbox.defer(out, client.aof_ticket)
+        || write_now(server, stream, outbox, client, out).await;
     sub.written(n);
-    if written {
-        server.stats.net_output_bytes.add(out.len() as u64);
-    }
     out.clear();
     written && !client.shared.killed.load(Relaxed)
+}
+
+/// Writes `buf` unless the client is killed or the server stops first (a
+/// client that stopped reading would hold the write forever); false when
+/// it did not get through.
+async fn send(server: &Server, stream: &mut TcpStream, shared: &ClientShared, buf: &[u8]) -> bool {
+    if buf.is_empty() {
+        return true;
+    }
+    let written = tokio::select! {
+        // What the socket takes at once goes, even from a closing client.
+        biased;
+        r = stream.write_all(buf) => r.is_ok(),
+        _ = must_close(server, shared) => false,
+    };
+    if written {
+        server.stats.net_output_bytes.add(buf.len() as u64);
+    }
+    written
 }
 
 /// Waits while the client is blocked: until a writer serves it, its
