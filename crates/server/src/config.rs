@@ -152,6 +152,7 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         false,
     ),
+    d("adaptive-loops", Kind::Bool, "yes", false),
     d(
         "list-max-listpack-size",
         Kind::Int {

@@ -5,6 +5,7 @@
 //! - [`net`]: listeners, connection tasks, shutdown.
 //! - [`pass`]: what an event loop does before it sleeps: replies and AOF
 //!   writes, once per pass.
+//! - [`scale`]: how many event loops take connections.
 //! - [`client`]: per-connection state and the registry CLIENT reads.
 //! - [`command`]: the command table, dispatch, one module per family.
 //! - [`store`]: the sharded keyspace, entries and their encodings, expiry.
@@ -28,6 +29,7 @@ pub mod net;
 pub mod pass;
 pub mod persist;
 pub mod pubsub;
+pub mod scale;
 pub mod scripting;
 pub mod slowlog;
 pub mod stats;
@@ -78,6 +80,8 @@ pub struct Server {
     /// Connections on each event loop, the overflow loop last (INFO
     /// loop_clients): shows where crate::net::Loops has moved them.
     pub loop_clients: Box<[std::sync::atomic::AtomicUsize]>,
+    /// How many event loops take connections.
+    pub scaling: scale::Scaling,
     /// The Lua VM, script cache, function libraries and the running script.
     pub scripting: scripting::Scripting,
 }
@@ -85,6 +89,7 @@ pub struct Server {
 impl Server {
     pub fn new(config: config::Config, threads: usize) -> Arc<Server> {
         let databases = config.get_i64("databases") as usize;
+        let adaptive = config.get("adaptive-loops") == "yes";
         let (shutdown, _) = tokio::sync::watch::channel(false);
         Arc::new(Server {
             config,
@@ -110,6 +115,7 @@ impl Server {
             bound: parking_lot::Mutex::new(Vec::new()),
             threads,
             loop_clients: (0..=threads).map(|_| Default::default()).collect(),
+            scaling: scale::Scaling::new(threads, adaptive),
             scripting: scripting::Scripting::default(),
         })
     }

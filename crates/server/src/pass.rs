@@ -42,6 +42,8 @@ thread_local! {
 
 struct Pass {
     server: Arc<Server>,
+    /// The loop's index, when it measures its parked time (crate::scale).
+    metered: Option<usize>,
     filled: Vec<Arc<Shared>>,
     /// The AOF ticket every filled outbox's replies wait for.
     aof_upto: u64,
@@ -54,6 +56,7 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park(end_of_pass)
+        .on_thread_unpark(unparked)
         .build()?;
     HOOKED.set(true);
     Ok(rt)
@@ -66,10 +69,13 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub struct Serving(());
 
 impl Serving {
-    pub fn start(server: Arc<Server>) -> Serving {
+    /// For event loop `index`.
+    pub fn start(server: Arc<Server>, index: usize) -> Serving {
         if HOOKED.get() {
+            let metered = server.scaling.metered(index).then_some(index);
             PASS.set(Some(Pass {
                 server,
+                metered,
                 filled: Vec::new(),
                 aof_upto: 0,
             }));
@@ -90,12 +96,16 @@ fn end_of_pass() {
     let taken = PASS.with_borrow_mut(|pass| {
         let pass = pass.as_mut()?;
         if pass.filled.is_empty() {
+            if let Some(index) = pass.metered {
+                pass.server.scaling.parked(index);
+            }
             return None;
         }
         let upto = std::mem::take(&mut pass.aof_upto);
-        Some((pass.server.clone(), std::mem::take(&mut pass.filled), upto))
+        let filled = std::mem::take(&mut pass.filled);
+        Some((pass.server.clone(), filled, upto, pass.metered))
     });
-    let Some((server, mut filled, aof_upto)) = taken else {
+    let Some((server, mut filled, aof_upto, metered)) = taken else {
         return;
     };
     crate::persist::aof::settle(&server, aof_upto);
@@ -108,6 +118,23 @@ fn end_of_pass() {
             if pass.filled.is_empty() {
                 pass.filled = filled;
             }
+        }
+    });
+    if let Some(index) = metered {
+        server.scaling.parked(index);
+    }
+}
+
+/// Called by the runtime when it is back from the poller.
+fn unparked() {
+    PASS.with_borrow(|pass| {
+        if let Some(Pass {
+            server,
+            metered: Some(index),
+            ..
+        }) = pass
+        {
+            server.scaling.unparked(*index);
         }
     });
 }

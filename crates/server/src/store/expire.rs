@@ -38,6 +38,7 @@ pub fn run(server: Arc<Server>) {
             server.stats.note_memory(crate::stats::used_memory());
             server.scripting.refresh_figures();
         }
+        server.scaling.tick();
         if *shutdown.borrow_and_update() {
             return;
         }

@@ -151,7 +151,10 @@ pub fn have_tool(name: &str) -> bool {
 
 impl ServerProcess {
     /// Starts ferrokv with extra `--directive value` arguments, persistence
-    /// off unless they turn it on (as the reference server below).
+    /// off unless they turn it on (as the reference server below). Every
+    /// event loop takes connections from the start (`adaptive-loops no`),
+    /// so that concurrency tests meet their clients on different loops
+    /// however light their load; tests of the adaptive count turn it on.
     pub fn ferrokv(extra: &[&str]) -> ServerProcess {
         let port = free_port();
         let dir = tempdir::Dir::new("ferrokv");
@@ -159,6 +162,7 @@ impl ServerProcess {
             .args(["--port", &port.to_string(), "--dir"])
             .arg(&dir.0)
             .args(["--loglevel", "warning", "--save", ""])
+            .args(["--adaptive-loops", "no"])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -203,6 +203,7 @@ fn server(s: &Server, out: &mut String) {
         "io_threads_active" => 0,
         "server_threads" => s.threads,
         "loop_clients" => loop_clients,
+        "loops_active" => s.scaling.active(),
     );
 }
 
