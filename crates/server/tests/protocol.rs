@@ -3,7 +3,8 @@
 //! safety, protocol errors (compared byte for byte with a real
 //! redis-server), size limits, concurrent clients and connection hygiene
 //! (clients, memory and threads back to their baseline after churn), and
-//! replies larger than a socket takes at once.
+//! replies larger than a socket takes at once (also to a client killed
+//! while the server waits on its socket).
 
 mod common;
 
@@ -572,4 +573,39 @@ fn clients_gone_with_replies_unsent_are_let_go() {
     );
     let pong: String = redis::cmd("PING").query(&mut con).expect("PING");
     assert_eq!(pong, "PONG");
+}
+
+#[test]
+fn a_client_killed_while_its_replies_do_not_fit_is_closed() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    let _: () = redis::cmd("SET")
+        .arg("big")
+        .arg(patterned(1 << 20))
+        .query(&mut con)
+        .expect("SET big");
+    let baseline = connected_clients(&mut con);
+    let mut stalled = connect(server.port);
+    stalled
+        .write_all(&resp(&[b"CLIENT", b"ID"]))
+        .expect("write CLIENT ID");
+    let (id, _) = read_until(&mut stalled, |b| b.ends_with(b"\r\n"));
+    let id = String::from_utf8_lossy(&id[1..id.len() - 2]).into_owned();
+    // 50 MB of replies it never reads: the server is left waiting on a
+    // full socket.
+    stalled
+        .write_all(&resp(&[b"GET", b"big"]).repeat(50))
+        .expect("write pipeline");
+    std::thread::sleep(Duration::from_millis(300));
+    let killed: i64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(&id)
+        .query(&mut con)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1);
+    assert!(
+        eventually(TIMEOUT, || connected_clients(&mut con) == baseline),
+        "a killed client waiting on a full socket is still connected"
+    );
 }
