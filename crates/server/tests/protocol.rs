@@ -508,16 +508,25 @@ fn patterned(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i % 251) as u8).collect()
 }
 
-#[test]
-fn replies_larger_than_the_socket_takes_arrive_whole_and_in_order() {
+/// A fresh server whose key `big` holds `patterned(BIG)`, and a
+/// connection to it.
+fn with_big_value() -> (ServerProcess, redis::Connection) {
     let server = ServerProcess::ferrokv(&[]);
     let mut con = server.connection();
-    let value = patterned(1 << 20);
     let _: () = redis::cmd("SET")
         .arg("big")
-        .arg(&value)
+        .arg(patterned(BIG))
         .query(&mut con)
         .expect("SET big");
+    (server, con)
+}
+
+const BIG: usize = 1 << 20;
+
+#[test]
+fn replies_larger_than_the_socket_takes_arrive_whole_and_in_order() {
+    let (server, _con) = with_big_value();
+    let value = patterned(BIG);
     let mut s = connect(server.port);
     let mut request = Vec::new();
     let mut expected = Vec::new();
@@ -544,13 +553,7 @@ fn replies_larger_than_the_socket_takes_arrive_whole_and_in_order() {
 
 #[test]
 fn clients_gone_with_replies_unsent_are_let_go() {
-    let server = ServerProcess::ferrokv(&[]);
-    let mut con = server.connection();
-    let _: () = redis::cmd("SET")
-        .arg("big")
-        .arg(patterned(1 << 20))
-        .query(&mut con)
-        .expect("SET big");
+    let (server, mut con) = with_big_value();
     let baseline = connected_clients(&mut con);
     let request = resp(&[b"GET", b"big"]).repeat(50);
     let gone: Vec<TcpStream> = (0..10)
@@ -577,13 +580,7 @@ fn clients_gone_with_replies_unsent_are_let_go() {
 
 #[test]
 fn a_client_killed_while_its_replies_do_not_fit_is_closed() {
-    let server = ServerProcess::ferrokv(&[]);
-    let mut con = server.connection();
-    let _: () = redis::cmd("SET")
-        .arg("big")
-        .arg(patterned(1 << 20))
-        .query(&mut con)
-        .expect("SET big");
+    let (server, mut con) = with_big_value();
     let baseline = connected_clients(&mut con);
     let mut stalled = connect(server.port);
     stalled
