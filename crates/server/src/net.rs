@@ -442,7 +442,14 @@ async fn run_client(
                         }
                         continue;
                     }
-                    Needs::Close => return None,
+                    Needs::Close => {
+                        // A stopping server still sends what the client's
+                        // last pass left, as it did when replies went at once.
+                        if server.stopping() && !client.shared.killed.load(Relaxed) {
+                            write_now(server, stream, outbox, client, &mut reply.buf).await;
+                        }
+                        return None;
+                    }
                 },
                 _ = idle_timeout(idle) => return None,
             };
