@@ -4,9 +4,10 @@
 //! complete request in the buffer, and writes all their replies with one
 //! write: batching is what makes pipelined throughput. When it goes back
 //! to reading, that write waits for the end of the loop's pass
-//! (crate::pass), as Redis writes replies before its loop sleeps. A protocol error
-//! gets Redis's reply and closes the connection after the replies before
-//! it; a client over `client-query-buffer-limit` is closed, as in Redis.
+//! (crate::pass), as Redis writes replies before its loop sleeps. A
+//! protocol error gets Redis's reply and closes the connection after the
+//! replies before it; a client over `client-query-buffer-limit` is
+//! closed, as in Redis.
 //! Every task ends when its client goes, is killed, or the server stops,
 //! and unregisters itself on the way out.
 
@@ -468,7 +469,7 @@ async fn run_client(
         // Replies wait for the end of the pass only when the connection
         // goes back to reading; before a close or a wait they go now.
         let later = matches!(flow, Flow::Continue | Flow::Sleep(_) | Flow::Offload)
-            && (reply.buf.is_empty() || outbox.defer(&mut reply.buf, client.aof_ticket));
+            && outbox.defer(&mut reply.buf, client.aof_ticket);
         if !later && !write_now(server, stream, outbox, client, &mut reply.buf).await {
             return None;
         }
@@ -543,11 +544,10 @@ async fn write_now(
     client: &Client,
     out: &mut Vec<u8>,
 ) -> bool {
-    let waiting = outbox.take();
-    if waiting.is_empty() && out.is_empty() {
-        return true;
-    }
+    // Also with nothing to write: the records go in before the client's
+    // next request is read, as when a reply is left for the pass.
     crate::persist::aof::before_reply(server, client).await;
+    let waiting = outbox.take();
     for buf in [&waiting, &*out] {
         if !send(server, stream, &client.shared, buf).await {
             return false;
@@ -694,12 +694,17 @@ fn must_close<'a>(
 ) -> impl std::future::Future<Output = ()> + 'a {
     std::future::poll_fn(move |cx| {
         shared.attention.register(cx.waker());
-        if shared.killed.load(Relaxed) || server.stopping() {
+        if closing(server, shared) {
             std::task::Poll::Ready(())
         } else {
             std::task::Poll::Pending
         }
     })
+}
+
+/// Whether the client is killed or the server is stopping.
+fn closing(server: &Server, shared: &ClientShared) -> bool {
+    shared.killed.load(Relaxed) || server.stopping()
 }
 
 /// [`must_close`], and what the end of an event-loop pass left to the
@@ -711,7 +716,7 @@ fn attention<'a>(
 ) -> impl std::future::Future<Output = Needs> + 'a {
     std::future::poll_fn(move |cx| {
         shared.attention.register(cx.waker());
-        if shared.killed.load(Relaxed) || server.stopping() {
+        if closing(server, shared) {
             return std::task::Poll::Ready(Needs::Close);
         }
         match outbox.needs() {

@@ -95,7 +95,7 @@ impl Drop for Serving {
 fn end_of_pass() {
     let taken = PASS.with_borrow_mut(|pass| {
         let pass = pass.as_mut()?;
-        if pass.filled.is_empty() {
+        if pass.filled.is_empty() && pass.aof_upto == 0 {
             if let Some(index) = pass.metered {
                 pass.server.scaling.parked(index);
             }
@@ -184,10 +184,11 @@ impl Outbox {
         }
     }
 
-    /// Leaves `reply` for the end of the pass, which first has the AOF
-    /// take records up to `aof_ticket`; `reply` is left empty. False, with
-    /// `reply` untouched, when the caller must write: this thread does not
-    /// serve a loop, or the outbox holds what the socket did not take.
+    /// Leaves `reply` (possibly empty) for the end of the pass, which
+    /// first has the AOF take records up to `aof_ticket`; `reply` is left
+    /// empty. False, with `reply` untouched, when the caller must write:
+    /// this thread does not serve a loop, or the outbox holds what the
+    /// socket did not take.
     pub fn defer(&self, reply: &mut Vec<u8>, aof_ticket: u64) -> bool {
         PASS.with_borrow_mut(|pass| {
             let Some(pass) = pass else {
@@ -197,6 +198,10 @@ impl Outbox {
             if st.stuck || st.failed {
                 return false;
             }
+            pass.aof_upto = pass.aof_upto.max(aof_ticket);
+            if reply.is_empty() {
+                return true;
+            }
             if st.buf.is_empty() {
                 // The buffers trade places: no copy, and the connection
                 // keeps an allocation for its next replies.
@@ -205,7 +210,6 @@ impl Outbox {
                 st.buf.extend_from_slice(reply);
                 reply.clear();
             }
-            pass.aof_upto = pass.aof_upto.max(aof_ticket);
             if !st.queued {
                 st.queued = true;
                 pass.filled.push(self.shared.clone());
