@@ -393,11 +393,15 @@ impl Dict {
         let m0 = small.mask();
         let m1 = large.mask();
         walk(small.buckets[(v & m0) as usize], &mut f);
-        // Every bucket of the larger table that expands the small one.
+        // The buckets of the larger table that expand the small one, from
+        // the cursor's own place on, in the cursor's reverse-binary order:
+        // a cursor from a table larger than the small one (the table is
+        // shrinking) has passed the expansions before its place, and
+        // counting up in plain binary from it would skip some after it.
         let mut v = v;
         loop {
             walk(large.buckets[(v & m1) as usize], &mut f);
-            v = (((v | m0) + 1) & !m0) | (v & m0);
+            v = (v | !m1).reverse_bits().wrapping_add(1).reverse_bits();
             if v & (m0 ^ m1) == 0 {
                 break;
             }
@@ -621,6 +625,55 @@ mod tests {
         }
         for k in &stable {
             assert!(seen.contains(k));
+        }
+    }
+
+    /// A cursor from a larger table, continued while the table shrinks
+    /// (a rehash into a smaller table in progress): the expansions of the
+    /// cursor's bucket in the larger table must be walked in the cursor's
+    /// own reverse-binary order, or the keys of some are never met. From
+    /// any cursor, the scan meets every key at or after its place.
+    #[test]
+    fn scan_from_a_larger_tables_cursor_during_a_shrink() {
+        let mut d = Dict::default();
+        let keys: Vec<_> = (0..8200).map(key).collect();
+        for k in &keys {
+            d.insert(key_hash(k).1, Entry::new(k, Value::Int(0), None, 0));
+        }
+        while d.rehashing() {
+            d.rehash_step(100);
+        }
+        let large = d.tables[0].mask();
+        let mut left = keys.len();
+        for k in &keys {
+            if d.rehashing() {
+                break;
+            }
+            d.remove(key_hash(k).1, k);
+            left -= 1;
+        }
+        assert!(d.rehashing() && d.tables[1].mask() < large);
+        let live = &keys[keys.len() - left..];
+        for place in (0..=large).step_by(37) {
+            let start = place.reverse_bits() >> large.leading_zeros();
+            let mut seen = HashSet::new();
+            let mut v = start;
+            loop {
+                let mask = d.scan(v, |e| {
+                    seen.insert(e.key().to_vec());
+                });
+                v |= !mask;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v == 0 {
+                    break;
+                }
+            }
+            for k in live {
+                let h = key_hash(k).1;
+                if (h & large).reverse_bits() >= start.reverse_bits() {
+                    assert!(seen.contains(k), "from cursor {start}: a key was never met");
+                }
+            }
         }
     }
 
