@@ -11,19 +11,22 @@
 //!    is halfway through a change: every shard of every database is marked
 //!    *pending* and the key counts are taken (RESIZEDB). That takes
 //!    microseconds per shard; the gate is released at once.
-//! 2. Before a key of a pending shard is looked up or changed (lookups
-//!    hand out entries that may be changed in place), the shard encodes
-//!    that key's record as it is and remembers the key, once per snapshot
-//!    (store::keyspace::Pending). A key that does not exist yet is only
-//!    remembered, so that the snapshot leaves it out if it is created. A
-//!    write then costs the encoding of its own key.
-//! 3. The saver thread visits the shards in (database, shard) order, a
+//! 2. The saver thread visits the shards in (database, shard) order, a
 //!    few hundred entries at a time: under the shard's lock it takes the
-//!    kept records and copies the next untouched entries of its walk,
-//!    marking them touched, then encodes the copies after the lock is
-//!    released. Writers to that shard wait for one such copy at most. The
-//!    walk is a SCAN cursor, so a key present all along is met even if the
-//!    table grows in between, and the marks drop repeats.
+//!    records writers kept (below) and copies the next entries of its
+//!    walk that no writer touched, then encodes the copies after the lock
+//!    is released. Writers to that shard wait for one such copy at most.
+//!    The walk is a SCAN cursor, so a key present all along is met even
+//!    if the table grows in between, and a key's hash alone tells whether
+//!    the walk has passed it (store::keyspace::Pending), which also drops
+//!    SCAN's repeats after a table shrinks.
+//! 3. Before a key of a pending shard that the walk has not passed yet is
+//!    looked up or changed (lookups hand out entries that may be changed
+//!    in place), the shard encodes that key's record as it is and marks
+//!    the key touched, once per snapshot. A key that does not exist yet
+//!    is only marked, so that the snapshot leaves it out if it is created.
+//!    A write then costs the encoding of its own key, and nothing once the
+//!    walk has passed it.
 //! 4. What changes a whole shard at once (FLUSHALL, SWAPDB, loading) goes
 //!    through `Db::shard_whole`, which first hands the pending shard to the
 //!    saver whole ([`Capture`]).
@@ -31,12 +34,13 @@
 //! Each key is thus written exactly once, as it was when BGSAVE began, so
 //! the file is a point-in-time image of the whole keyspace. The extra
 //! memory is the kept records, the copies of the one shard being encoded,
-//! whole shards handed over, and the marks of touched keys (about a key's
-//! bytes plus 32 each, dropped as each shard finishes): the records are at
-//! most the serialized size of the data set, and only when writers touch
-//! every key before the saver reaches it. The peak of all but the copies
-//! is logged after each BGSAVE and is INFO's `rdb_last_cow_size`. The
-//! saver runs at the lowest scheduling priority ([`yield_to_clients`]).
+//! whole shards handed over, and the marks of keys touched ahead of the
+//! walk (about a key's bytes plus 32 each, dropped as each shard
+//! finishes): the records are at most the serialized size of the data
+//! set, and only when writers touch every key before the saver reaches
+//! it. The peak of all but the copies is logged after each BGSAVE and is
+//! INFO's `rdb_last_cow_size`. The saver runs at the lowest scheduling
+//! priority ([`yield_to_clients`]).
 //!
 //! SAVE and SHUTDOWN's save run the same code in the calling thread while
 //! holding the exclusive gate, as Redis's SAVE blocks every client.
@@ -253,12 +257,8 @@ impl Freezer for Capture {
         self.frozen.lock().insert((db, shard), records);
     }
 
-    fn marks(&self, bytes: usize, held: bool) {
-        if held {
-            self.hold(bytes);
-        } else {
-            self.held.fetch_sub(bytes, Relaxed);
-        }
+    fn marks_dropped(&self, bytes: usize) {
+        self.held.fetch_sub(bytes, Relaxed);
     }
 }
 

@@ -373,6 +373,19 @@ impl Dict {
         }
     }
 
+    /// The mask [`scan`](Self::scan) returns, without scanning.
+    pub fn scan_mask(&self) -> u64 {
+        if self.is_empty() {
+            return 0;
+        }
+        let (a, b) = (self.tables[0].mask(), self.tables[1].mask());
+        if self.rehashing() {
+            a.min(b)
+        } else {
+            a
+        }
+    }
+
     /// Visits the bucket(s) at reverse-binary cursor position `v` and
     /// returns the mask of the smaller table, which the caller uses to
     /// advance the cursor (see the keyspace's SCAN).
@@ -652,7 +665,7 @@ mod tests {
             d.remove(key_hash(k).1, k);
             left -= 1;
         }
-        assert!(d.rehashing() && d.tables[1].mask() < large);
+        assert!(d.rehashing() && d.scan_mask() < large);
         let live = &keys[keys.len() - left..];
         for place in (0..=large).step_by(37) {
             let start = place.reverse_bits() >> large.leading_zeros();

@@ -62,13 +62,12 @@ pub trait Freezer: Send + Sync {
     fn encode(&self, e: &Entry, out: &mut Vec<u8>);
     /// A writer got to a key before the saver did: [`encode`](Self::encode)
     /// its entry, if it has one, and count the key's mark of `mark` bytes
-    /// ([`marks`](Self::marks)) with it.
+    /// with it, until [`marks_dropped`](Self::marks_dropped).
     fn keep(&self, e: Option<&Entry>, mark: usize, out: &mut Vec<u8>);
     fn freeze(&self, db: usize, shard: usize, records: Vec<u8>);
-    /// The shards' sets of touched keys grew by about `bytes` (`held`) or
-    /// a finished shard's set of `bytes` was dropped: part of what the
-    /// snapshot costs in memory.
-    fn marks(&self, bytes: usize, held: bool);
+    /// A finished shard's set of touched keys, about `bytes`, was dropped
+    /// (what [`keep`](Self::keep) counted for it).
+    fn marks_dropped(&self, bytes: usize);
 }
 
 /// What a touched key costs beside its bytes: the set's slot (a boxed
@@ -76,23 +75,25 @@ pub trait Freezer: Send + Sync {
 /// load factor) and the allocation's rounding, roughly.
 const MARK_OVERHEAD: usize = 32;
 
-/// What a snapshot still owes for one shard. Before a key's first change
-/// since the snapshot began, its record as it was goes to `records`, and
-/// the key to `touched` (also when it did not exist, so that a key created
-/// since is left out); the snapshot then takes the records plus the
-/// untouched keys from the table. A write costs the encoding of its own
-/// key, not of its whole shard.
+/// What a snapshot still owes for one shard. The saver walks the table
+/// with a SCAN cursor, and a key's place in that walk follows from its
+/// hash alone: the walk visits hashes in reverse-binary order, whatever
+/// the table's size, so the keys it has passed are exactly those whose
+/// reversed hash is below the reversed cursor. Before the first change of
+/// a key the walk has not passed yet, its record as it was goes to
+/// `records` and the key to `touched` (also when it did not exist, so
+/// that a key created since is left out); the walk then skips the touched
+/// keys. A write costs the encoding of its own key, not of its whole
+/// shard, and keys behind the walk cost nothing at all.
 pub struct Pending {
     freezer: Arc<dyn Freezer>,
-    /// Keys changed, or already in the snapshot, since it began. Looked
-    /// up by writers and the saver for every key they meet: ahash, as the
-    /// keyspace hashes, since SipHash showed in the event loops' profile
-    /// during a BGSAVE.
+    /// Keys ahead of the walk that changed since the snapshot began.
+    /// ahash, as the keyspace hashes, since SipHash showed in the event
+    /// loops' profile during a BGSAVE.
     touched: HashSet<Box<[u8]>, ahash::RandomState>,
     records: Vec<u8>,
-    /// Where the saver's walk of the table resumes (a SCAN cursor: a key
-    /// present all along is met at least once across resizes, and
-    /// `touched` drops the repeats).
+    /// Where the saver's walk of the table resumes; 0 until its first
+    /// visit (it is dropped when the walk wraps around to 0).
     cursor: u64,
     /// What `touched` takes, as reported to the freezer.
     marks_bytes: usize,
@@ -100,7 +101,7 @@ pub struct Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
-        self.freezer.marks(self.marks_bytes, false);
+        self.freezer.marks_dropped(self.marks_bytes);
     }
 }
 
@@ -119,10 +120,24 @@ pub enum Visit {
     Gone,
 }
 
+/// A table hash's place in the walk of a SCAN cursor: the walk goes
+/// through the buckets in reverse-binary order, so a larger table only
+/// refines this order, never changes it.
+fn walk_position(h: u64) -> u64 {
+    h.reverse_bits()
+}
+
 impl Pending {
-    /// Keeps `key`'s record as it is now, unless it is kept already.
-    fn preserve(&mut self, key: &[u8], entry: Option<&Entry>) {
-        if self.touched.contains(key) {
+    /// Whether the saver's walk has passed the key whose table hash is `h`:
+    /// its record is in the snapshot already.
+    fn passed(&self, h: u64) -> bool {
+        walk_position(h) < walk_position(self.cursor)
+    }
+
+    /// Keeps the record of `key` (table hash `h`) as it is now, unless the
+    /// snapshot has it already.
+    fn preserve(&mut self, h: u64, key: &[u8], entry: Option<&Entry>) {
+        if self.passed(h) || self.touched.contains(key) {
             return;
         }
         let mark = key.len() + MARK_OVERHEAD;
@@ -131,10 +146,15 @@ impl Pending {
         self.marks_bytes += mark;
     }
 
-    /// The shard as it was when the snapshot began.
+    /// What the snapshot still lacks of the shard as it was when the
+    /// snapshot began.
     fn finish(mut self, dict: &Dict) -> Vec<u8> {
         let mut records = std::mem::take(&mut self.records);
+        let started = self.cursor != 0;
         dict.for_each(|e| {
+            if started && self.passed(key_hash(e.key()).1) {
+                return;
+            }
             if !self.touched.contains(e.key()) {
                 self.freezer.encode(e, &mut records);
             }
@@ -150,7 +170,7 @@ impl Shard {
     /// snapshot.
     fn preserve(&mut self, h: u64, key: &[u8]) {
         if let Some(p) = self.pending.as_deref_mut() {
-            p.preserve(key, self.dict.get(h, key));
+            p.preserve(h, key, self.dict.get(h, key));
         }
     }
 
@@ -272,7 +292,7 @@ impl Shard {
             },
             |e| {
                 if let Some(p) = pending.as_deref_mut() {
-                    p.preserve(e.key(), Some(&e));
+                    p.preserve(key_hash(e.key()).1, e.key(), Some(&e));
                 }
                 gone.push(e)
             },
@@ -538,29 +558,28 @@ impl Keyspace {
         };
         let records = std::mem::take(&mut p.records);
         let mut copies = Vec::new();
-        let mut cursor = p.cursor;
-        let mut marked = 0;
         loop {
-            let mask = shard.dict.scan(cursor, |e| {
-                // Most keys the walk meets are untouched: one hash to mark
-                // them, where checking first would take two.
-                if p.touched.insert(e.key().into()) {
-                    marked += e.key().len() + MARK_OVERHEAD;
+            // A table that shrank since the last step puts keys already
+            // passed back into the bucket the cursor names (SCAN's repeats):
+            // only then do the keys need their place checked.
+            let shrunk = p.cursor & !shard.dict.scan_mask() != 0;
+            let mask = shard.dict.scan(p.cursor, |e| {
+                if shrunk && p.passed(key_hash(e.key()).1) {
+                    return;
+                }
+                if !p.touched.contains(e.key()) {
                     copies.push(e.rebuild(e.value().to_value(), e.expiry()));
                 }
             });
-            cursor = (cursor | !mask)
+            p.cursor = (p.cursor | !mask)
                 .reverse_bits()
                 .wrapping_add(1)
                 .reverse_bits();
-            if cursor == 0 || copies.len() >= budget {
+            if p.cursor == 0 || copies.len() >= budget {
                 break;
             }
         }
-        p.cursor = cursor;
-        p.marks_bytes += marked;
-        p.freezer.marks(marked, true);
-        let done = cursor == 0;
+        let done = p.cursor == 0;
         if done {
             shard.pending = None;
         }
@@ -934,7 +953,7 @@ mod tests {
             self.frozen.lock().extend_from_slice(&records);
         }
 
-        fn marks(&self, _bytes: usize, _held: bool) {}
+        fn marks_dropped(&self, _bytes: usize) {}
     }
 
     fn parse(records: &[u8]) -> std::collections::BTreeMap<String, i64> {
@@ -961,6 +980,13 @@ mod tests {
                 // Some keys expire at 100: still in the snapshot taken at 0.
                 let expiry = (i < 20).then_some(100);
                 l.set(key.as_bytes(), Value::Int(i), expiry);
+                expected.insert(key, i);
+            }
+            // Keys no writer touches: the walk of a shard takes a few
+            // visits, so the table can grow and shrink in between.
+            for i in 0..2000 {
+                let key = format!("base{i}");
+                l.set(key.as_bytes(), Value::Int(i), None);
                 expected.insert(key, i);
             }
         }
@@ -1001,11 +1027,16 @@ mod tests {
         }
         let mut records = Vec::new();
         let mut round = 0;
+        let mut grown = Vec::new();
         for i in 0..SHARDS {
             // Whole, or a few entries at a time with changes in between:
             // to keys already in the snapshot, to keys not yet in it, and
-            // enough new keys to make the table grow under the walk.
+            // enough new keys to make the table grow under the walk and
+            // shrink again, which brings keys behind the walk back into
+            // the buckets it visits next. Some shards are then handed
+            // over whole halfway through their walk.
             let budget = (i % 3 != 0).then_some(3);
+            let mut visits = 0;
             loop {
                 match ks.snapshot_visit(0, i, budget) {
                     Visit::Part {
@@ -1024,6 +1055,10 @@ mod tests {
                     Visit::Gone => break,
                 }
                 round += 1;
+                visits += 1;
+                if i % 7 == 5 && visits == 2 {
+                    drop(db.shard_whole(i));
+                }
                 let mut l = ks.lock_db(0, 60);
                 // This shard's keys: some already in the snapshot.
                 for j in 0..500 {
@@ -1032,8 +1067,20 @@ mod tests {
                         l.set(key.as_bytes(), Value::Int(-3), None);
                     }
                 }
-                for j in 0..20 {
-                    l.set(format!("grow{round}:{j}").as_bytes(), Value::Int(j), None);
+                if round % 3 == 0 {
+                    for key in grown.drain(..) {
+                        let key: String = key;
+                        assert!(l.remove(key.as_bytes()).is_some());
+                    }
+                } else {
+                    let own = (0..)
+                        .map(|j| format!("grow{round}:{j}"))
+                        .filter(|key| key_hash(key.as_bytes()).0 == i)
+                        .take(150);
+                    for key in own {
+                        l.set(key.as_bytes(), Value::Int(0), None);
+                        grown.push(key);
+                    }
                 }
             }
         }
