@@ -690,6 +690,58 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
+        /// SCAN's guarantee under any schedule of growth and shrinking
+        /// between steps: batches of other keys come and go, so the
+        /// table grows, shrinks, and is caught halfway through rehashes.
+        #[test]
+        fn scan_meets_every_key_present_throughout(
+            stable in 1u32..300,
+            changes in proptest::collection::vec((0usize..800, proptest::bool::ANY), 1..120),
+        ) {
+            let mut d = Dict::default();
+            let stable: Vec<_> = (0..stable).map(key).collect();
+            for k in &stable {
+                d.insert(key_hash(k).1, Entry::new(k, Value::Int(0), None, 0));
+            }
+            let mut others = Vec::new();
+            let mut next = 1_000_000;
+            let mut changes = changes.into_iter();
+            let mut seen = HashSet::new();
+            let mut v: u64 = 0;
+            loop {
+                let mask = d.scan(v, |e| {
+                    seen.insert(e.key().to_vec());
+                });
+                match changes.next() {
+                    Some((n, true)) => {
+                        for _ in 0..n {
+                            let k = key(next);
+                            next += 1;
+                            d.insert(key_hash(&k).1, Entry::new(&k, Value::Int(0), None, 0));
+                            others.push(k);
+                        }
+                    }
+                    Some((n, false)) => {
+                        for k in others.drain(others.len().saturating_sub(n)..) {
+                            d.remove(key_hash(&k).1, &k);
+                        }
+                    }
+                    None => {}
+                }
+                v |= !mask;
+                v = v.reverse_bits().wrapping_add(1).reverse_bits();
+                if v == 0 {
+                    break;
+                }
+            }
+            for k in &stable {
+                proptest::prop_assert!(seen.contains(k));
+            }
+        }
+    }
+
     /// Removing a key added during a rehash must decrement the new
     /// table's count, whatever bucket the key had in the old table.
     #[test]

@@ -1097,6 +1097,96 @@ mod tests {
         ));
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+        /// Any schedule of writes between the saver's visits of one shard
+        /// (changes and deletions of keys on either side of the walk, new
+        /// keys, batches that grow and shrink the table, visits of any
+        /// size, the shard handed over whole at some point) leaves the
+        /// snapshot exactly as the keyspace was when it began.
+        #[test]
+        fn any_schedule_of_writes_leaves_the_snapshot_as_it_began(
+            keys in 1i64..3000,
+            rounds in proptest::collection::vec(
+                (1usize..6, proptest::collection::vec((0i64..3000, 0u8..4), 0..30), 0usize..300, proptest::bool::ANY),
+                1..40,
+            ),
+            whole_at in proptest::option::of(0usize..40),
+        ) {
+            let ks = Keyspace::new(1);
+            let mut expected = std::collections::BTreeMap::new();
+            {
+                let mut l = ks.lock_db(0, 0);
+                for i in 0..keys {
+                    let key = format!("k{i}");
+                    l.set(key.as_bytes(), Value::Int(i), None);
+                    expected.insert(key, i);
+                }
+            }
+            let recorder = Arc::new(Recorder::default());
+            ks.begin_snapshot(recorder.clone());
+            let mut records = Vec::new();
+            let mut batch = Vec::new();
+            let mut next = 0;
+            let mut rounds = rounds.into_iter().enumerate();
+            // Every shard is walked; the writes aim at all of them.
+            for shard in 0..SHARDS {
+                loop {
+                    let (n, (budget, writes, grow, shrink)) = match rounds.next() {
+                        Some(r) => r,
+                        None => (usize::MAX, (SHARDS * 1000, Vec::new(), 0, false)),
+                    };
+                    if whole_at == Some(n) {
+                        drop(ks.db(0).shard_whole(shard));
+                    }
+                    match ks.snapshot_visit(0, shard, Some(budget)) {
+                        Visit::Part { records: kept, copies, done } => {
+                            records.extend_from_slice(&kept);
+                            for e in &copies {
+                                recorder.encode(e, &mut records);
+                            }
+                            if done {
+                                break;
+                            }
+                        }
+                        Visit::Gone => break,
+                    }
+                    let mut l = ks.lock_db(0, 10);
+                    for (k, op) in writes {
+                        let key = format!("k{k}");
+                        match op {
+                            0 => drop(l.set(key.as_bytes(), Value::Int(-1), None)),
+                            1 => drop(l.remove(key.as_bytes())),
+                            2 => drop(l.get(key.as_bytes())),
+                            _ => drop(l.set(key.as_bytes(), Value::Int(-2), Some(1))),
+                        }
+                    }
+                    // New keys of the shard being walked, to resize its table.
+                    let mut grown = 0;
+                    while grown < grow {
+                        let key = format!("new{next}");
+                        next += 1;
+                        if key_hash(key.as_bytes()).0 == shard {
+                            l.set(key.as_bytes(), Value::Int(0), None);
+                            batch.push(key);
+                            grown += 1;
+                        }
+                    }
+                    if shrink {
+                        for key in batch.drain(..) {
+                            l.remove(key.as_bytes());
+                        }
+                    }
+                }
+            }
+            records.extend_from_slice(&recorder.frozen.lock());
+            ks.end_snapshot();
+            let count = String::from_utf8_lossy(&records).matches(';').count();
+            proptest::prop_assert_eq!(count, expected.len());
+            proptest::prop_assert_eq!(parse(&records), expected);
+        }
+    }
+
     #[test]
     fn a_prelocked_transaction_lends_its_shards_and_keeps_others_out() {
         let ks = Arc::new(Keyspace::new(1));
