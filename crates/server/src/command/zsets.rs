@@ -1504,9 +1504,7 @@ fn d2string(score: f64) -> String {
 }
 
 /// ZSCAN key cursor [MATCH pattern] [COUNT count]: the next cursor and a
-/// flat list of members and scores. A listpack set is returned whole with
-/// cursor 0, as Redis does; a big one is walked in rank order, the cursor
-/// being the next rank.
+/// flat list of members and scores (see [`ZSet::scan`]).
 fn zscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
     let key = argv[1];
     let cursor = parse_cursor(argv[2]).ok_or(CmdError::Static("ERR invalid cursor"))?;
@@ -1551,16 +1549,8 @@ fn zscan(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
         ctx.finish(locked);
         return Err(e);
     }
-    let (start, end, next) = match z {
-        ZSet::Listpack(_) => (0, z.len(), 0),
-        ZSet::Skiplist(_) => {
-            let start = usize::try_from(cursor).unwrap_or(usize::MAX).min(z.len());
-            let end = start.saturating_add(count).min(z.len());
-            (start, end, if end >= z.len() { 0 } else { end as u64 })
-        }
-    };
     let mut found: Vec<(Vec<u8>, f64)> = Vec::new();
-    z.for_range(start, end, false, |m, s| {
+    let next = z.scan(cursor, count, |m, s| {
         if pattern.is_none_or(|p| crate::glob::matches(p, m, false)) {
             found.push((m.to_vec(), s));
         }

@@ -11,6 +11,7 @@ mod keyspace;
 pub mod lazyfree;
 pub mod list;
 pub mod object;
+mod probe;
 pub mod set;
 mod varint;
 pub mod zset;

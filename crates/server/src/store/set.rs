@@ -7,18 +7,16 @@
 //!   object itself, so a set of a few small integers costs no allocation
 //!   beyond its entry and its object.
 //! - `hashtable`: any other set. An open-addressing table with linear
-//!   probing of boxed byte strings (16 bytes a slot, no per-member node).
-//!   Deletion shifts back the members after the hole, so every member lies
-//!   in the unbroken run that starts at its home slot; that lets SSCAN visit
-//!   "all members whose home is slot v" and keep Redis's reverse-binary
-//!   cursor guarantee across resizes.
+//!   probing of boxed byte strings (20 bytes a slot with the hash bits, no
+//!   per-member node), whose home-slot walk keeps SSCAN's reverse-binary
+//!   cursor guarantee across resizes (see [`Probe`]).
 //!
 //! A set becomes a hashtable when a non-integer is added or its length
 //! passes `set-max-intset-entries`, and never goes back.
 
-use std::sync::OnceLock;
-
 use rand::Rng;
+
+use super::probe::Probe;
 
 /// Bytes of intset payload kept inline (ten 16-bit members).
 pub const INLINE: usize = 20;
@@ -98,7 +96,7 @@ impl Set {
     pub fn len(&self) -> usize {
         match self {
             Set::Ints(s) => s.len(),
-            Set::Table(t) => t.len,
+            Set::Table(t) => t.len(),
         }
     }
 
@@ -117,7 +115,7 @@ impl Set {
     pub fn contains(&self, m: Member<'_>) -> bool {
         match self {
             Set::Ints(s) => m.as_int().is_some_and(|n| s.search(n).is_ok()),
-            Set::Table(t) => m.with_bytes(|b| t.find(b).is_some()),
+            Set::Table(t) => m.with_bytes(|b| t.get(b).is_some()),
         }
     }
 
@@ -141,7 +139,7 @@ impl Set {
                     self.insert(m, max_intset)
                 }
             },
-            Set::Table(t) => m.with_bytes(|b| t.insert(b)),
+            Set::Table(t) => m.with_bytes(|b| t.insert_with(b, || b.into())),
         }
     }
 
@@ -149,7 +147,7 @@ impl Set {
     pub fn remove(&mut self, m: Member<'_>) -> bool {
         match self {
             Set::Ints(s) => m.as_int().is_some_and(|n| s.remove(n)),
-            Set::Table(t) => m.with_bytes(|b| t.remove(b)),
+            Set::Table(t) => m.with_bytes(|b| t.take(b).is_some()),
         }
     }
 
@@ -157,7 +155,8 @@ impl Set {
         if let Set::Ints(s) = self {
             let mut t = Table::with_capacity(s.len() + 1);
             for i in 0..s.len() {
-                t.insert(itoa::Buffer::new().format(s.get(i)).as_bytes());
+                let b = itoa::Buffer::new().format(s.get(i)).as_bytes().to_vec();
+                t.insert_with(&b, || b.clone().into());
             }
             *self = Set::Table(Box::new(t));
         }
@@ -174,7 +173,7 @@ impl Set {
             .flat_map(|s| (0..s.len()).map(|i| Member::Int(s.get(i))));
         let table = table
             .into_iter()
-            .flat_map(|t| t.slots.iter().flatten().map(|b| Member::Bytes(b)));
+            .flat_map(|t| t.iter().map(|b| Member::Bytes(b)));
         ints.chain(table)
     }
 
@@ -185,7 +184,8 @@ impl Set {
             Set::Ints(_) => None,
             Set::Table(t) => t
                 .random_slot(rng)
-                .and_then(|i| t.slots[i].as_deref())
+                .and_then(|i| t.slot(i))
+                .map(|b| &**b)
                 .map(Member::Bytes),
         }
     }
@@ -224,7 +224,7 @@ impl Set {
     pub fn free_effort(&self) -> usize {
         match self {
             Set::Ints(_) => 1,
-            Set::Table(t) => t.len,
+            Set::Table(t) => t.len(),
         }
     }
 }
@@ -406,159 +406,8 @@ impl IntSet {
 // hashtable
 // ---------------------------------------------------------------------------
 
-const MIN_SLOTS: usize = 4;
-
-/// Open addressing with linear probing over boxed members.
-#[derive(Debug, Clone, Default)]
-pub struct Table {
-    slots: Box<[Option<Box<[u8]>>]>,
-    len: usize,
-}
-
-fn hash(b: &[u8]) -> u64 {
-    // One seed per process, random as Redis's siphash seed, so clients
-    // cannot aim members at one run of slots.
-    static STATE: OnceLock<ahash::RandomState> = OnceLock::new();
-    STATE.get_or_init(ahash::RandomState::new).hash_one(b)
-}
-
-impl Table {
-    fn with_capacity(n: usize) -> Table {
-        let mut t = Table::default();
-        t.resize(slots_for(n));
-        t
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    fn mask(&self) -> usize {
-        self.slots.len().wrapping_sub(1)
-    }
-
-    fn home(&self, b: &[u8]) -> usize {
-        hash(b) as usize & self.mask()
-    }
-
-    fn find(&self, b: &[u8]) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mut i = self.home(b);
-        while let Some(m) = &self.slots[i] {
-            if &**m == b {
-                return Some(i);
-            }
-            i = (i + 1) & self.mask();
-        }
-        None
-    }
-
-    fn resize(&mut self, size: usize) {
-        let old = std::mem::replace(&mut self.slots, (0..size).map(|_| None).collect());
-        for m in old.into_vec().into_iter().flatten() {
-            let mut i = self.home(&m);
-            while self.slots[i].is_some() {
-                i = (i + 1) & self.mask();
-            }
-            self.slots[i] = Some(m);
-        }
-    }
-
-    fn insert(&mut self, b: &[u8]) -> bool {
-        if self.find(b).is_some() {
-            return false;
-        }
-        // Keep the load at or under 3/4 so runs stay short.
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.resize(slots_for(self.len + 1).max(self.slots.len() * 2));
-        }
-        let mut i = self.home(b);
-        while self.slots[i].is_some() {
-            i = (i + 1) & self.mask();
-        }
-        self.slots[i] = Some(b.into());
-        self.len += 1;
-        true
-    }
-
-    fn remove(&mut self, b: &[u8]) -> bool {
-        match self.find(b) {
-            Some(i) => self.take_at(i).is_some(),
-            None => false,
-        }
-    }
-
-    /// Takes the member at slot `i`, shifting back the members after it
-    /// that the hole would cut off from their home.
-    fn take_at(&mut self, mut i: usize) -> Option<Box<[u8]>> {
-        let taken = self.slots[i].take()?;
-        self.len -= 1;
-        let mask = self.mask();
-        let mut j = (i + 1) & mask;
-        while let Some(m) = &self.slots[j] {
-            let home = self.home(m);
-            // The member at j may move to i when its home is not in the
-            // cyclic range (i, j].
-            let dist_home = j.wrapping_sub(home) & mask;
-            let dist_hole = j.wrapping_sub(i) & mask;
-            if dist_home >= dist_hole {
-                self.slots[i] = self.slots[j].take();
-                i = j;
-            }
-            j = (j + 1) & mask;
-        }
-        // Shrink like Redis's htNeedsResize: under 10% full.
-        if self.slots.len() > MIN_SLOTS && self.len * 10 < self.slots.len() {
-            self.resize(slots_for(self.len));
-        }
-        Some(taken)
-    }
-
-    /// A random occupied slot.
-    fn random_slot(&self, rng: &mut impl Rng) -> Option<usize> {
-        if self.len == 0 {
-            return None;
-        }
-        loop {
-            let i = rng.gen_range(0..self.slots.len());
-            if self.slots[i].is_some() {
-                return Some(i);
-            }
-        }
-    }
-
-    fn scan_step<'s>(&'s self, v: u64, mut f: impl FnMut(&'s [u8])) -> u64 {
-        if self.slots.is_empty() {
-            return 0;
-        }
-        let mask = self.mask() as u64;
-        let start = (v & mask) as usize;
-        let mut i = start;
-        while let Some(m) = &self.slots[i] {
-            if self.home(m) == start {
-                f(m);
-            }
-            i = (i + 1) & self.mask();
-        }
-        // Redis's reverse-binary increment of the cursor's masked bits.
-        let v = v | !mask;
-        v.reverse_bits().wrapping_add(1).reverse_bits()
-    }
-}
-
-/// Power-of-two slot count holding `n` members at under 3/4 load.
-fn slots_for(n: usize) -> usize {
-    (n.saturating_mul(4) / 3 + 1)
-        .max(MIN_SLOTS)
-        .checked_next_power_of_two()
-        .unwrap_or(usize::MAX / 2 + 1)
-}
+/// The members of a big set.
+pub type Table = Probe<Box<[u8]>>;
 
 #[cfg(test)]
 mod tests {

@@ -7,11 +7,11 @@
 //! - `skiplist` (the name OBJECT ENCODING prints): an order-statistic B+tree
 //!   whose inner nodes keep each child's element count, so rank, select by
 //!   rank and range bounds are O(log n), plus a hash index member -> element
-//!   for O(1) score lookups.
+//!   ([`Probe`]) for O(1) score lookups and ZSCAN's cursor.
 //!
 //! Memory: in the big encoding each member lives once, in one small block
 //! holding its score and bytes ([`Elem`]); the tree leaves and the hash
-//! index hold thin pointers to it (about 8 + 9..18 bytes per member beside
+//! index hold thin pointers to it (about 8 + 16..32 bytes per member beside
 //! the block), where Redis spends a skiplist node, an sds and a dict entry.
 //!
 //! A set converts from listpack to skiplist when an insertion would pass
@@ -23,12 +23,10 @@
 //! order is total; -0 and 0 compare equal as in Redis.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::collections::HashSet;
-use std::hash::{Hash, Hasher};
 use std::ptr::NonNull;
 
+use super::probe::{Keyed, Probe};
 use super::varint;
 
 /// The conversion thresholds (Redis's `zset-max-listpack-*` directives).
@@ -186,6 +184,37 @@ impl ZSet {
                 }
             }
             ZSet::Skiplist(t) => t.visit(start, end, rev, &mut |e: &Elem| f(e.member(), e.score())),
+        }
+    }
+
+    /// One ZSCAN call from `cursor`: a listpack set is returned whole with
+    /// cursor 0, as Redis does; the big encoding's member index is walked
+    /// with the reverse-binary cursor until `count` members are collected
+    /// or `count * 10` home slots were visited. Returns the next cursor.
+    /// The cursor names a place in the index, not a rank, so members that
+    /// come and go do not make the walk skip others.
+    pub fn scan(&self, cursor: u64, count: usize, mut f: impl FnMut(&[u8], f64)) -> u64 {
+        let t = match self {
+            ZSet::Listpack(p) => {
+                for (s, m) in p.iter() {
+                    f(m, s);
+                }
+                return 0;
+            }
+            ZSet::Skiplist(t) => t,
+        };
+        let mut v = cursor;
+        let mut seen = 0usize;
+        let mut budget = count.saturating_mul(10);
+        loop {
+            v = t.index.scan_step(v, |h| {
+                seen += 1;
+                f(h.member(), h.score());
+            });
+            budget = budget.saturating_sub(1);
+            if v == 0 || budget == 0 || seen >= count {
+                return v;
+            }
         }
     }
 
@@ -431,7 +460,7 @@ impl Drop for Elem {
 }
 
 /// A non-owning pointer to an [`Elem`]'s block, valid while the element is
-/// in its tree. Hashes and compares as its member bytes, so the index can
+/// in its tree. Its key is its member bytes ([`Keyed`]), so the index can
 /// be searched with a `&[u8]`.
 #[derive(Clone, Copy)]
 struct Handle(NonNull<u8>);
@@ -473,22 +502,8 @@ impl Handle {
     }
 }
 
-impl Hash for Handle {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.member().hash(state)
-    }
-}
-
-impl PartialEq for Handle {
-    fn eq(&self, other: &Self) -> bool {
-        self.member() == other.member()
-    }
-}
-
-impl Eq for Handle {}
-
-impl Borrow<[u8]> for Handle {
-    fn borrow(&self) -> &[u8] {
+impl Keyed for Handle {
+    fn key(&self) -> &[u8] {
         self.member()
     }
 }
@@ -516,7 +531,7 @@ struct Kid {
 #[derive(Default)]
 pub struct Tree {
     root: Option<Box<Node>>,
-    index: HashSet<Handle, ahash::RandomState>,
+    index: Probe<Handle>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -766,7 +781,7 @@ impl Tree {
             return Some(old);
         }
         let e = Elem::new(member, score);
-        self.index.insert(e.handle());
+        self.index.insert_with(member, || e.handle());
         self.put(e);
         None
     }
@@ -865,6 +880,59 @@ mod tests {
         assert_eq!(all.len(), 200);
         for w in all.windows(2) {
             assert_eq!(cmp_elems(w[0].1, &w[0].0, w[1].1, &w[1].0), Ordering::Less);
+        }
+    }
+
+    proptest! {
+        /// ZSCAN's guarantee: a full scan returns every member present
+        /// throughout it, while members come and go between calls (in
+        /// batches that make the index grow and shrink) and scores change.
+        #[test]
+        fn scan_meets_every_member_present_throughout(
+            stable in 130u32..600,
+            changes in proptest::collection::vec((0u32..400, any::<bool>()), 1..80),
+            count in 1usize..20,
+        ) {
+            let mut z = ZSet::with_hint(0, 0, LIMITS);
+            for i in 0..stable {
+                z.insert(format!("s{i}").as_bytes(), f64::from(i), LIMITS);
+            }
+            let mut others = Vec::new();
+            let mut next = 0u32;
+            let mut changes = changes.into_iter();
+            let mut seen = BTreeSet::new();
+            let mut cursor = 0;
+            loop {
+                cursor = z.scan(cursor, count, |m, _| {
+                    seen.insert(m.to_vec());
+                });
+                match changes.next() {
+                    Some((n, true)) => {
+                        for _ in 0..n {
+                            let m = format!("o{next}").into_bytes();
+                            next += 1;
+                            // Low scores: they rank before every stable member.
+                            z.insert(&m, -f64::from(next), LIMITS);
+                            others.push(m);
+                        }
+                        z.insert(format!("s{n}").as_bytes(), 1e9, LIMITS);
+                    }
+                    Some((n, false)) => {
+                        for m in others.drain(others.len().saturating_sub(n as usize)..) {
+                            z.remove(&m);
+                        }
+                        z.insert(format!("s{n}").as_bytes(), -1e9, LIMITS);
+                    }
+                    None => {}
+                }
+                if cursor == 0 {
+                    break;
+                }
+            }
+            for i in 0..stable {
+                let m = format!("s{i}").into_bytes();
+                prop_assert!(seen.contains(&m), "s{} was never met", i);
+            }
         }
     }
 
