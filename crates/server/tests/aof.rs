@@ -517,6 +517,56 @@ fn everysec_loses_at_most_the_last_seconds() {
     crash_rounds("everysec", 3, 2500..3500, Duration::from_secs(2));
 }
 
+/// With `appendfsync always`, writes a client sends under CLIENT REPLY
+/// OFF have no reply to hold back, yet they reach the disk without waiting
+/// for one, and surely before that client's next reply: a SIGKILL as soon
+/// as it arrives loses none. The writes come in the same read as the
+/// reply's command, or in an earlier one, so in a pass of their own.
+#[test]
+fn writes_without_replies_are_on_disk_before_the_next_reply() {
+    use std::io::{Read, Write};
+    let dir = Dir::new("reply-off");
+    let mut written: Vec<String> = Vec::new();
+    for round in 0..10 {
+        let mut server = ferrokv_in(&dir, &["--appendfsync", "always"]);
+        let mut con = server.connection();
+        for key in &written {
+            let got: Option<String> = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+            assert_eq!(got.as_deref(), Some("v"), "{key} was lost");
+        }
+        let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        raw.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut batch = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$3\r\nOFF\r\n".to_vec();
+        for i in 0..20 {
+            let key = format!("r{round}:{i}");
+            batch.extend_from_slice(
+                format!("*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$1\r\nv\r\n", key.len()).as_bytes(),
+            );
+            written.push(key);
+        }
+        let on = b"*3\r\n$6\r\nCLIENT\r\n$5\r\nREPLY\r\n$2\r\nON\r\n";
+        if round % 2 == 0 {
+            batch.extend_from_slice(on);
+            raw.write_all(&batch).unwrap();
+        } else {
+            raw.write_all(&batch).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            let file = std::fs::read(incr_file(&dir)).unwrap();
+            let last = written.last().unwrap().as_bytes();
+            assert!(
+                file.windows(last.len()).any(|w| w == last),
+                "round {round}: the writes were not in the file yet"
+            );
+            raw.write_all(on).unwrap();
+        }
+        let mut ok = [0u8; 5];
+        raw.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+        unsafe_kill(server.pid());
+        server.wait_exit(Duration::from_secs(10));
+    }
+}
+
 /// Rounds of: start ferrokv with `appendfsync <policy>` on the same
 /// directory, check what survived the previous round, let concurrent
 /// writers INCR their own counters for a random time in `run_ms`
