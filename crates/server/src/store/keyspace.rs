@@ -956,6 +956,31 @@ mod tests {
         fn marks_dropped(&self, _bytes: usize) {}
     }
 
+    /// One saver visit of shard `i` of database 0, its records appended
+    /// to `records`; true once the shard is done with.
+    fn visit(
+        ks: &Keyspace,
+        i: usize,
+        budget: Option<usize>,
+        recorder: &Recorder,
+        records: &mut Vec<u8>,
+    ) -> bool {
+        match ks.snapshot_visit(0, i, budget) {
+            Visit::Part {
+                records: kept,
+                copies,
+                done,
+            } => {
+                records.extend_from_slice(&kept);
+                for e in &copies {
+                    recorder.encode(e, records);
+                }
+                done
+            }
+            Visit::Gone => true,
+        }
+    }
+
     fn parse(records: &[u8]) -> std::collections::BTreeMap<String, i64> {
         String::from_utf8_lossy(records)
             .split_terminator(';')
@@ -1038,21 +1063,8 @@ mod tests {
             let budget = (i % 3 != 0).then_some(3);
             let mut visits = 0;
             loop {
-                match ks.snapshot_visit(0, i, budget) {
-                    Visit::Part {
-                        records: kept,
-                        copies,
-                        done,
-                    } => {
-                        records.extend_from_slice(&kept);
-                        for e in &copies {
-                            recorder.encode(e, &mut records);
-                        }
-                        if done {
-                            break;
-                        }
-                    }
-                    Visit::Gone => break,
+                if visit(&ks, i, budget, &recorder, &mut records) {
+                    break;
                 }
                 round += 1;
                 visits += 1;
@@ -1139,17 +1151,8 @@ mod tests {
                     if whole_at == Some(n) {
                         drop(ks.db(0).shard_whole(shard));
                     }
-                    match ks.snapshot_visit(0, shard, Some(budget)) {
-                        Visit::Part { records: kept, copies, done } => {
-                            records.extend_from_slice(&kept);
-                            for e in &copies {
-                                recorder.encode(e, &mut records);
-                            }
-                            if done {
-                                break;
-                            }
-                        }
-                        Visit::Gone => break,
+                    if visit(&ks, shard, Some(budget), &recorder, &mut records) {
+                        break;
                     }
                     let mut l = ks.lock_db(0, 10);
                     for (k, op) in writes {
