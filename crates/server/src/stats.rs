@@ -207,6 +207,25 @@ pub fn used_memory() -> u64 {
     stats::allocated::read().unwrap_or(0) as u64
 }
 
+/// jemalloc's view of the heap, as INFO's `allocator_*` fields show it:
+/// bytes the program holds, bytes in the pages those sit in, and bytes of
+/// those pages resident in RAM.
+pub struct Allocator {
+    pub allocated: u64,
+    pub active: u64,
+    pub resident: u64,
+}
+
+pub fn allocator() -> Allocator {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    let _ = epoch::advance();
+    Allocator {
+        allocated: stats::allocated::read().unwrap_or(0) as u64,
+        active: stats::active::read().unwrap_or(0) as u64,
+        resident: stats::resident::read().unwrap_or(0) as u64,
+    }
+}
+
 /// The machine's memory in bytes, from /proc (Redis's
 /// total_system_memory); 0 when unknown.
 pub fn system_memory() -> u64 {

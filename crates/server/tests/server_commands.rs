@@ -478,3 +478,101 @@ fn debug_object_and_switches() {
     assert_eq!(c.cmd(&["DEBUG", "SLEEP", "0.2"]), b"+OK\r\n");
     assert!(start.elapsed() >= Duration::from_millis(150));
 }
+
+/// INFO memory's field `name`, as a number.
+fn memory_field(con: &mut redis::Connection, name: &str) -> f64 {
+    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO memory"))
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number"))
+}
+
+/// Background frees as INFO counts them, the same in both servers: UNLINK
+/// of a value that costs more than 64 frees counts one object (a small
+/// one is freed at once and counts none), FLUSHDB ASYNC one per key.
+#[test]
+fn lazyfree_counts_match_redis() {
+    common::require_redis_server();
+    let mut counts = Vec::new();
+    for server in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
+        let mut con = server.connection();
+        let big: Vec<String> = (0..100).map(|i| format!("m{i}")).collect();
+        let _: () = redis::cmd("SADD")
+            .arg("big")
+            .arg(&big)
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("SADD")
+            .arg("small")
+            .arg(&big[..10])
+            .query(&mut con)
+            .unwrap();
+        let _: () = redis::cmd("UNLINK")
+            .arg("big")
+            .arg("small")
+            .query(&mut con)
+            .unwrap();
+        for i in 0..50 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{i}"))
+                .arg("v")
+                .query(&mut con)
+                .unwrap();
+        }
+        let _: () = redis::cmd("FLUSHDB").arg("ASYNC").query(&mut con).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while memory_field(&mut con, "lazyfree_pending_objects") > 0.0 {
+            assert!(Instant::now() < deadline, "background frees never finished");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        counts.push(memory_field(&mut con, "lazyfreed_objects"));
+    }
+    assert_eq!(counts, [51.0, 51.0]);
+}
+
+/// The allocator's figures in INFO memory are jemalloc's and consistent:
+/// what the program holds sits in active pages, which are resident, and
+/// each ratio is the quotient of the figures it relates.
+#[test]
+fn info_memory_shows_the_allocators_figures() {
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    let values: Vec<String> = (0..1000).map(|i| format!("{i:0>100}")).collect();
+    for (i, v) in values.iter().enumerate() {
+        let _: () = redis::cmd("SET").arg(i).arg(v).query(&mut con).unwrap();
+    }
+    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
+    let field = |name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name}"))
+            .parse()
+            .unwrap()
+    };
+    let (allocated, active, resident) = (
+        field("allocator_allocated"),
+        field("allocator_active"),
+        field("allocator_resident"),
+    );
+    assert!(allocated > 100_000.0, "{allocated}");
+    assert!(
+        allocated <= active && active <= resident,
+        "{allocated} {active} {resident}"
+    );
+    assert_eq!(field("allocator_frag_bytes"), active - allocated);
+    assert_eq!(field("allocator_rss_bytes"), resident - active);
+    let close = |name: &str, want: f64| {
+        assert!(
+            (field(name) - want).abs() <= 0.006,
+            "{name}: {} vs {want}",
+            field(name)
+        );
+    };
+    close("allocator_frag_ratio", active / allocated);
+    close("allocator_rss_ratio", resident / active);
+    let rss = field("used_memory_rss");
+    close("rss_overhead_ratio", rss / resident);
+    assert_eq!(field("rss_overhead_bytes"), rss - resident);
+}

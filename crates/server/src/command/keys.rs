@@ -335,7 +335,7 @@ fn free_unlinked(old: Entry) {
         ValueRef::Int(_) | ValueRef::Emb(_) => 1,
     };
     if effort > LAZYFREE_THRESHOLD {
-        lazyfree::free_later(old);
+        lazyfree::free_later(old, 1);
     }
 }
 
@@ -630,7 +630,7 @@ fn flush(ctx: &Ctx<'_>, db: usize, lazy: bool) -> u64 {
     let tables = ctx.server.keyspace.db(db).take_all();
     let removed = tables.iter().map(|t| t.len() as u64).sum();
     if lazy {
-        lazyfree::free_later(tables);
+        lazyfree::free_later(tables, removed as usize);
     }
     removed
 }

@@ -262,16 +262,20 @@ fn human(n: u64) -> String {
 /// functions share one Lua VM here (Redis has one each), so the VM is
 /// shown as the EVAL one and as the total, and there is no
 /// used_memory_vm_functions.
+/// A ratio as Redis prints it, with two decimals (0 when undefined).
+fn ratio(num: u64, den: u64) -> String {
+    if den == 0 {
+        return "0.00".to_string();
+    }
+    format!("{:.2}", num as f64 / den as f64)
+}
+
 fn memory(s: &Server, out: &mut String) {
-    let used = s.stats.note_memory(crate::stats::used_memory());
+    let heap = crate::stats::allocator();
+    let used = s.stats.note_memory(heap.allocated);
     let peak = s.stats.peak_memory.load(Relaxed);
     let rss = crate::stats::rss_bytes();
     let system = crate::stats::system_memory();
-    let ratio = if used > 0 {
-        rss as f64 / used as f64
-    } else {
-        0.0
-    };
     let f = &s.scripting.figures;
     let vm = f.vm_bytes.load(Relaxed) as u64;
     let (scripts_bytes, functions_bytes) = (
@@ -286,6 +290,9 @@ fn memory(s: &Server, out: &mut String) {
         "used_memory_peak" => peak,
         "used_memory_peak_human" => human(peak),
         "used_memory_peak_perc" => format!("{:.2}%", used as f64 * 100.0 / peak.max(1) as f64),
+        "allocator_allocated" => heap.allocated,
+        "allocator_active" => heap.active,
+        "allocator_resident" => heap.resident,
         "total_system_memory" => system,
         "total_system_memory_human" => human(system),
         "used_memory_lua" => vm,
@@ -303,9 +310,17 @@ fn memory(s: &Server, out: &mut String) {
         "maxmemory" => 0,
         "maxmemory_human" => "0B",
         "maxmemory_policy" => "noeviction",
-        "mem_fragmentation_ratio" => format!("{ratio:.2}"),
+        "allocator_frag_ratio" => ratio(heap.active, heap.allocated),
+        "allocator_frag_bytes" => heap.active as i64 - heap.allocated as i64,
+        "allocator_rss_ratio" => ratio(heap.resident, heap.active),
+        "allocator_rss_bytes" => heap.resident as i64 - heap.active as i64,
+        "rss_overhead_ratio" => ratio(rss, heap.resident),
+        "rss_overhead_bytes" => rss as i64 - heap.resident as i64,
+        "mem_fragmentation_ratio" => ratio(rss, used),
         "mem_fragmentation_bytes" => rss as i64 - used as i64,
         "mem_allocator" => "jemalloc",
+        "lazyfree_pending_objects" => crate::store::lazyfree::pending(),
+        "lazyfreed_objects" => crate::store::lazyfree::freed(),
     );
 }
 
