@@ -78,6 +78,14 @@ pub struct Stats {
     /// and by error code (Redis's total_error_replies and errorstats).
     pub error_replies: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
+    /// The active expiry cycle's running estimate of the share of keys
+    /// with a TTL that are expired but not yet removed (an f64's bits;
+    /// Redis's `stat_expired_stale_perc`).
+    expired_stale: AtomicU64,
+    /// Cycles that stopped at their time limit.
+    pub expire_time_cap_reached: AtomicU64,
+    /// Time spent in expiry cycles, in microseconds.
+    pub expire_cycle_usec: AtomicU64,
 }
 
 /// Samples of the counters INFO shows per-second rates of, as Redis's
@@ -108,6 +116,9 @@ impl Stats {
             &self.connections_received,
             &self.rejected_connections,
             &self.error_replies,
+            &self.expired_stale,
+            &self.expire_time_cap_reached,
+            &self.expire_cycle_usec,
         ] {
             c.store(0, Relaxed);
         }
@@ -149,6 +160,32 @@ impl Stats {
             .iter()
             .map(|(code, n)| (code.clone(), *n))
             .collect()
+    }
+
+    /// Accounts for one active expiry cycle that took `elapsed`, examined
+    /// `keys` keys with a TTL and found `expired` of them expired. The
+    /// estimate of stale keys moves 5% towards this cycle's share, as
+    /// Redis's does. Only the expiry thread calls this.
+    pub fn note_expire_cycle(&self, elapsed: Duration, keys: u64, expired: u64, cut_short: bool) {
+        self.expire_cycle_usec
+            .fetch_add(elapsed.as_micros() as u64, Relaxed);
+        if cut_short {
+            self.expire_time_cap_reached.fetch_add(1, Relaxed);
+        }
+        let now = if keys > 0 {
+            expired as f64 / keys as f64
+        } else {
+            0.0
+        };
+        let before = f64::from_bits(self.expired_stale.load(Relaxed));
+        self.expired_stale
+            .store((now * 0.05 + before * 0.95).to_bits(), Relaxed);
+    }
+
+    /// The estimate of stale keys, in percent (INFO's
+    /// `expired_stale_perc`).
+    pub fn expired_stale_perc(&self) -> f64 {
+        f64::from_bits(self.expired_stale.load(Relaxed)) * 100.0
     }
 
     /// Records `used_memory` towards the peak; returns it.

@@ -70,6 +70,67 @@ fn active_expiry_reclaims_a_million_untouched_keys() {
     }
 }
 
+/// INFO stats' figures of the active cycle: keys that all expire at the
+/// same moment take it more than one 25 ms budget, so it stops at its time
+/// limit; the time it spent adds up; and the estimate of expired keys
+/// still present rises (Redis moves it 5% towards each cycle's share).
+#[test]
+fn info_shows_the_active_cycles_figures() {
+    const KEYS: usize = 150_000;
+    let server = ServerProcess::ferrokv(&[]);
+    let mut con = server.connection();
+    for batch in 0..KEYS / 10_000 {
+        let mut pipe = redis::pipe();
+        for i in 0..10_000 {
+            pipe.cmd("SET")
+                .arg(format!("key:{}", batch * 10_000 + i))
+                .arg("v")
+                .ignore();
+        }
+        let () = pipe.query(&mut con).expect("pipelined writes");
+    }
+    // One script gives every key the same deadline, with no cycle
+    // running in between.
+    let () = redis::cmd("EVAL")
+        .arg(
+            "for i = 0, tonumber(ARGV[1]) - 1 do redis.call('PEXPIREAT', 'key:' .. i, ARGV[2]) end",
+        )
+        .arg(0)
+        .arg(KEYS)
+        .arg(now_ms() + 300)
+        .query(&mut con)
+        .expect("EVAL");
+    let stats = |con: &mut redis::Connection| -> String {
+        redis::cmd("INFO").arg("stats").query(con).unwrap()
+    };
+    let stat = |info: &str, name: &str| -> f64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let info = loop {
+        let info = stats(&mut con);
+        if stat(&info, "expired_keys") == KEYS as f64 {
+            break info;
+        }
+        assert!(Instant::now() < deadline, "the keys never all expired");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(stat(&info, "expired_time_cap_reached_count") >= 1.0);
+    assert!(stat(&info, "expire_cycle_cpu_milliseconds") >= 25.0);
+    assert!(stat(&info, "expired_stale_perc") > 0.0);
+    // CONFIG RESETSTAT clears them, as Redis's resetServerStats does.
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut con)
+        .unwrap();
+    let reset = stats(&mut con);
+    assert_eq!(stat(&reset, "expired_time_cap_reached_count"), 0.0);
+    assert!(stat(&reset, "expire_cycle_cpu_milliseconds") < 25.0);
+}
+
 #[test]
 fn lookups_reclaim_expired_keys() {
     let server = ServerProcess::ferrokv(&[]);

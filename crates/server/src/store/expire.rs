@@ -29,7 +29,14 @@ pub fn run(server: Arc<Server>) {
         let budget = period / 4;
         let start = Instant::now();
         if server.active_expire.load(Relaxed) {
-            next_db = cycle(&server, start + budget, next_db);
+            let mut seen = Sampled::default();
+            next_db = cycle(&server, start + budget, next_db, &mut seen);
+            server.stats.note_expire_cycle(
+                start.elapsed(),
+                seen.keys,
+                seen.expired,
+                seen.cut_short,
+            );
         }
         // The rest of Redis's serverCron that INFO depends on.
         if start.duration_since(sampled) >= crate::stats::SAMPLE_EVERY {
@@ -46,9 +53,18 @@ pub fn run(server: Arc<Server>) {
     }
 }
 
+/// What one cycle examined: keys with a TTL, how many of them had
+/// expired, and whether its time ran out first.
+#[derive(Default)]
+struct Sampled {
+    keys: u64,
+    expired: u64,
+    cut_short: bool,
+}
+
 /// One cycle over the databases, resuming at `first_db`, until `deadline`.
 /// Returns the database to start from next time.
-fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
+fn cycle(server: &Server, deadline: Instant, first_db: usize, seen: &mut Sampled) -> usize {
     let dbs = server.keyspace.len();
     for n in 0..dbs {
         let db_index = (first_db + n) % dbs;
@@ -66,6 +82,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                     let idx = server.gates.len() - 1;
                     let Some(_gate) = server.gates.try_shared_for(idx, wait) else {
                         db.note_ttls(&ttls, true);
+                        seen.keys += ttls.count as u64;
+                        seen.cut_short = true;
                         return db_index;
                     };
                     let mut guard = db.shard(shard);
@@ -100,6 +118,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                     );
                 }
                 let removed = gone.len();
+                seen.keys += removed as u64;
+                seen.expired += removed as u64;
                 if removed > 0 {
                     server.stats.expired_keys.add(removed as u64);
                     server.stats.dirty.add(removed as u64);
@@ -109,6 +129,8 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
                 if Instant::now() >= deadline {
                     // Cut short: only what was sampled counts.
                     db.note_ttls(&ttls, true);
+                    seen.keys += ttls.count as u64;
+                    seen.cut_short = true;
                     return db_index;
                 }
                 if checked == 0 || removed * 10 < checked {
@@ -117,6 +139,7 @@ fn cycle(server: &Server, deadline: Instant, first_db: usize) -> usize {
             }
         }
         db.note_ttls(&ttls, volatile_left);
+        seen.keys += ttls.count as u64;
     }
     first_db
 }
