@@ -454,6 +454,7 @@ async fn run_client(
                 },
                 _ = idle_timeout(idle) => return None,
             };
+            server.stats.reads_processed.add(1);
             match read {
                 Ok(0) | Err(_) => return None,
                 Ok(n) => {
@@ -595,6 +596,7 @@ async fn send(server: &Server, stream: &mut TcpStream, shared: &ClientShared, bu
     if buf.is_empty() {
         return true;
     }
+    server.stats.writes_processed.add(1);
     let written = tokio::select! {
         // What the socket takes at once goes, even from a closing client.
         biased;

@@ -279,6 +279,7 @@ impl Shared {
             }
             break;
         }
+        server.stats.writes_processed.add(1);
         server.stats.net_output_bytes.add(done as u64);
         if done == st.buf.len() {
             st.buf.clear();

@@ -69,6 +69,10 @@ pub struct Stats {
     pub keyspace_misses: Counter,
     pub net_input_bytes: Counter,
     pub net_output_bytes: Counter,
+    /// Reads from clients' sockets, and writes to them (one per reply
+    /// batch a connection sends, however many system calls it takes).
+    pub reads_processed: Counter,
+    pub writes_processed: Counter,
     /// Changes since start (Redis's `dirty`), never reset.
     pub dirty: Counter,
     /// The most `used_memory` seen (by the cron or INFO), never reset.
@@ -129,6 +133,8 @@ impl Stats {
             &self.keyspace_misses,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.reads_processed,
+            &self.writes_processed,
         ] {
             c.reset();
         }

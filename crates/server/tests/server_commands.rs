@@ -576,3 +576,36 @@ fn info_memory_shows_the_allocators_figures() {
     close("rss_overhead_ratio", rss / resident);
     assert_eq!(field("rss_overhead_bytes"), rss - resident);
 }
+
+/// INFO stats counts reads from and writes to clients as Redis does: one
+/// each per request and reply of a client that waits for every reply.
+#[test]
+fn reads_and_writes_processed_match_redis() {
+    common::require_redis_server();
+    let mut deltas = Vec::new();
+    for server in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
+        let mut con = server.connection();
+        let counts = |con: &mut redis::Connection| -> (u64, u64) {
+            let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+            let field = |name: &str| -> u64 {
+                info.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {name} in INFO stats"))
+            };
+            (
+                field("total_reads_processed"),
+                field("total_writes_processed"),
+            )
+        };
+        let before = counts(&mut con);
+        for _ in 0..3 {
+            let _: String = redis::cmd("PING").query(&mut con).unwrap();
+        }
+        let after = counts(&mut con);
+        deltas.push((after.0 - before.0, after.1 - before.1));
+    }
+    // Three PINGs and the second INFO read; the first INFO's reply and
+    // three PONGs written.
+    assert_eq!(deltas, [(4, 4), (4, 4)]);
+}

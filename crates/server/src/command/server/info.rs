@@ -394,6 +394,8 @@ fn stats(s: &Server, out: &mut String) {
         "latest_fork_usec" => 0,
         "total_forks" => 0,
         "total_error_replies" => st.error_replies.load(Relaxed),
+        "total_reads_processed" => st.reads_processed.get(),
+        "total_writes_processed" => st.writes_processed.get(),
     );
 }
 
