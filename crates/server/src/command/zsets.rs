@@ -1354,7 +1354,7 @@ fn setop_generic(
         // merge-sort qsort), which fixes the order scores are added in.
         sources.sort_by_key(|s| s.items.len());
     }
-    let mut result = ZSet::with_hint(usize::MAX, 0, limits);
+    let mut result = ZSet::big();
     let mut cardinality = 0usize;
     match op {
         SetOp::Inter => {

@@ -155,8 +155,9 @@ impl Set {
         if let Set::Ints(s) = self {
             let mut t = Table::with_capacity(s.len() + 1);
             for i in 0..s.len() {
-                let b = itoa::Buffer::new().format(s.get(i)).as_bytes().to_vec();
-                t.insert_with(&b, || b.clone().into());
+                let mut buf = itoa::Buffer::new();
+                let m = buf.format(s.get(i)).as_bytes();
+                t.insert_with(m, || m.into());
             }
             *self = Set::Table(Box::new(t));
         }

@@ -55,13 +55,24 @@ pub enum ZSet {
 
 impl ZSet {
     /// An empty set in the encoding Redis's `zsetTypeCreate` picks for the
-    /// expected number of members and longest member.
+    /// expected number of members and longest member, its index sized for
+    /// them (a dump's sorted set loads without a resize).
     pub fn with_hint(size: usize, value_len: usize, limits: Limits) -> ZSet {
         if size <= limits.max_entries && value_len <= limits.max_value {
             ZSet::Listpack(Packed::default())
         } else {
-            ZSet::Skiplist(Box::default())
+            ZSet::Skiplist(Box::new(Tree {
+                root: None,
+                index: Probe::with_capacity(size),
+            }))
         }
+    }
+
+    /// An empty set in the big encoding, for results built before their
+    /// size is known ([`shrink_if_small`](Self::shrink_if_small) converts
+    /// them at the end when they are small).
+    pub fn big() -> ZSet {
+        ZSet::Skiplist(Box::default())
     }
 
     /// The name OBJECT ENCODING reports.
