@@ -797,3 +797,76 @@ fn save_commands_reply_as_redis() {
     let policy: Vec<String> = q(&mut c, &[b"CONFIG", b"GET", b"save"]);
     assert_eq!(policy[1], "100 5 200 6");
 }
+
+/// INFO persistence follows a BGSAVE as Redis's fields follow its child:
+/// the keys written so far out of all, the percentage, and the bytes the
+/// snapshot holds beside the data set (records writers kept) now and at
+/// most; all back to zero once it is over, the peak kept as
+/// `rdb_last_cow_size`.
+#[test]
+fn info_follows_a_bgsave_in_progress() {
+    const KEYS: usize = 20_000;
+    let dir = Dir::new("progress");
+    let server = ferrokv_in(&dir, &[]);
+    let mut con = server.connection();
+    let mut pipe = redis::pipe();
+    for i in 0..KEYS {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i).ignore();
+    }
+    let () = pipe.query(&mut con).unwrap();
+    // 100 µs a key: two seconds in all.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("rdb-key-save-delay")
+        .arg(100)
+        .query(&mut con)
+        .unwrap();
+    let _: String = redis::cmd("BGSAVE").query(&mut con).unwrap();
+    let field = |con: &mut redis::Connection, name: &str| -> f64 {
+        info_field(con, name)
+            .parse()
+            .unwrap_or_else(|_| panic!("no {name} in INFO persistence"))
+    };
+    assert_eq!(field(&mut con, "current_save_keys_total"), KEYS as f64);
+    // Every key changed while the saver is at work: those it has not
+    // reached yet keep their records.
+    let mut pipe = redis::pipe();
+    for i in 0..KEYS {
+        pipe.cmd("SET").arg(format!("k{i}")).arg("changed").ignore();
+    }
+    let () = pipe.query(&mut con).unwrap();
+    let mut processed = Vec::new();
+    let mut held = 0.0f64;
+    while field(&mut con, "rdb_bgsave_in_progress") == 1.0 {
+        let (done, total, perc) = (
+            field(&mut con, "current_save_keys_processed"),
+            field(&mut con, "current_save_keys_total"),
+            field(&mut con, "current_fork_perc"),
+        );
+        if total > 0.0 {
+            assert!(done <= total, "{done} of {total}");
+            assert!(
+                (perc - done * 100.0 / total).abs() < 5.0,
+                "{perc}% for {done} of {total}"
+            );
+            processed.push(done);
+        }
+        held = held.max(field(&mut con, "current_cow_size"));
+        assert!(field(&mut con, "current_cow_peak") >= field(&mut con, "current_cow_size"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(processed.len() >= 5, "the save was not seen in progress");
+    assert!(processed.windows(2).all(|w| w[0] <= w[1]), "{processed:?}");
+    assert!(held > 0.0, "the kept records were never seen");
+    for name in [
+        "current_cow_peak",
+        "current_cow_size",
+        "current_fork_perc",
+        "current_save_keys_processed",
+        "current_save_keys_total",
+    ] {
+        assert_eq!(field(&mut con, name), 0.0, "{name} after the save");
+    }
+    assert!(field(&mut con, "rdb_last_cow_size") >= held);
+    assert_eq!(info_field(&mut con, "rdb_last_bgsave_status"), "ok");
+}

@@ -94,12 +94,16 @@ pub struct Persistence {
     pub dirty_at_save: AtomicU64,
     pub loaded_keys: AtomicU64,
     pub loaded_expired: AtomicU64,
-    /// Peak bytes the last snapshot held beside the data set: kept
+    /// Peak bytes the last RDB snapshot held beside the data set: kept
     /// records, shards handed over whole, marks of touched keys.
     pub last_peak_frozen: AtomicU64,
     /// Keys whose records writers kept for the last snapshot, having got
     /// to them before the saver (INFO `rdb_last_kept_keys`, ferrokv's own).
     pub last_kept_keys: AtomicU64,
+    /// The same peak for the last AOF rewrite (INFO `aof_last_cow_size`).
+    pub last_rewrite_peak_frozen: AtomicU64,
+    /// The snapshot the saver is writing, for INFO's `current_*` figures.
+    current: Mutex<Option<Arc<Capture>>>,
     pub aof: aof::Aof,
 }
 
@@ -144,6 +148,33 @@ impl Snapshot {
     }
 }
 
+/// Progress of the snapshot being written: the bytes it holds beside the
+/// data set now and at most (Redis's copy-on-write figures), and its keys
+/// written so far and in all.
+#[derive(Default)]
+pub struct CurrentSave {
+    pub held: usize,
+    pub peak: usize,
+    pub processed: usize,
+    pub total: usize,
+}
+
+/// While the saver writes a snapshot, INFO can see its capture.
+struct Writing<'a>(&'a Persistence);
+
+impl<'a> Writing<'a> {
+    fn start(p: &'a Persistence, capture: &Arc<Capture>) -> Writing<'a> {
+        *p.current.lock() = Some(capture.clone());
+        Writing(p)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        *self.0.current.lock() = None;
+    }
+}
+
 /// Why a save could not be started.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StartError {
@@ -164,6 +195,8 @@ impl Default for Persistence {
             loaded_expired: AtomicU64::new(0),
             last_peak_frozen: AtomicU64::new(0),
             last_kept_keys: AtomicU64::new(0),
+            last_rewrite_peak_frozen: AtomicU64::new(0),
+            current: Mutex::new(None),
             aof: aof::Aof::default(),
         }
     }
@@ -189,6 +222,10 @@ struct Capture {
     peak: AtomicUsize,
     /// Records writers kept for keys the saver had not reached.
     kept: AtomicUsize,
+    /// Keys in the snapshot so far, and in all (INFO's
+    /// `current_save_keys_processed` and `current_save_keys_total`).
+    processed: AtomicUsize,
+    total: AtomicUsize,
 }
 
 impl Capture {
@@ -199,6 +236,8 @@ impl Capture {
             held: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
             kept: AtomicUsize::new(0),
+            processed: AtomicUsize::new(0),
+            total: AtomicUsize::new(0),
         }
     }
 
@@ -248,12 +287,14 @@ impl Freezer for Capture {
         let before = out.len();
         if let Some(e) = e {
             self.kept.fetch_add(1, Relaxed);
+            self.processed.fetch_add(1, Relaxed);
             self.encode_record(e, out);
         }
         self.hold(out.len() - before + mark);
     }
 
-    fn freeze(&self, db: usize, shard: usize, records: Vec<u8>) {
+    fn freeze(&self, db: usize, shard: usize, records: Vec<u8>, keys: usize) {
+        self.processed.fetch_add(keys, Relaxed);
         self.frozen.lock().insert((db, shard), records);
     }
 
@@ -265,6 +306,20 @@ impl Freezer for Capture {
 impl Persistence {
     pub fn bgsave_in_progress(&self) -> bool {
         self.state.lock().running.is_some()
+    }
+
+    /// The snapshot being written, as INFO's `current_*` fields show it
+    /// (zeros when none is).
+    pub fn current_save(&self) -> CurrentSave {
+        match self.current.lock().as_deref() {
+            Some(c) => CurrentSave {
+                held: c.held.load(Relaxed),
+                peak: c.peak.load(Relaxed),
+                processed: c.processed.load(Relaxed),
+                total: c.total.load(Relaxed),
+            },
+            None => CurrentSave::default(),
+        }
     }
 
     /// Seconds the running BGSAVE has taken so far, or -1.
@@ -454,6 +509,9 @@ fn write_file(
     aof_base: bool,
 ) -> std::io::Result<()> {
     let capture = &snapshot.capture;
+    let total = snapshot.counts.iter().map(|&(keys, _)| keys).sum();
+    capture.total.store(total, Relaxed);
+    let _writing = Writing::start(&server.persist, capture);
     let rdb = match capture.format {
         Format::Rdb { compress, .. } => Some(compress),
         Format::Aof => None,
@@ -533,6 +591,7 @@ fn write_file(
                         for e in &copies {
                             capture.encode(e, &mut records);
                         }
+                        capture.processed.fetch_add(copies.len(), Relaxed);
                         (records, done)
                     }
                     Visit::Gone => (capture.take(db, shard), true),
@@ -565,10 +624,12 @@ fn write_file(
     if let Ok(dir) = std::fs::File::open(dir) {
         let _ = dir.sync_all();
     }
-    server
-        .persist
-        .last_peak_frozen
-        .store(capture.peak.load(Relaxed) as u64, Relaxed);
+    let peak = if aof_base {
+        &server.persist.last_rewrite_peak_frozen
+    } else {
+        &server.persist.last_peak_frozen
+    };
+    peak.store(capture.peak.load(Relaxed) as u64, Relaxed);
     server
         .persist
         .last_kept_keys

@@ -64,7 +64,9 @@ pub trait Freezer: Send + Sync {
     /// its entry, if it has one, and count the key's mark of `mark` bytes
     /// with it, until [`marks_dropped`](Self::marks_dropped).
     fn keep(&self, e: Option<&Entry>, mark: usize, out: &mut Vec<u8>);
-    fn freeze(&self, db: usize, shard: usize, records: Vec<u8>);
+    /// Takes what a shard still owed the snapshot, whole: `records` of
+    /// `keys` keys.
+    fn freeze(&self, db: usize, shard: usize, records: Vec<u8>, keys: usize);
     /// A finished shard's set of touched keys, about `bytes`, was dropped
     /// (what [`keep`](Self::keep) counted for it).
     fn marks_dropped(&self, bytes: usize);
@@ -147,19 +149,21 @@ impl Pending {
     }
 
     /// What the snapshot still lacks of the shard as it was when the
-    /// snapshot began.
-    fn finish(mut self, dict: &Dict) -> Vec<u8> {
+    /// snapshot began, and how many keys of the table that adds.
+    fn finish(mut self, dict: &Dict) -> (Vec<u8>, usize) {
         let mut records = std::mem::take(&mut self.records);
         let started = self.cursor != 0;
+        let mut keys = 0;
         dict.for_each(|e| {
             if started && self.passed(key_hash(e.key()).1) {
                 return;
             }
             if !self.touched.contains(e.key()) {
                 self.freezer.encode(e, &mut records);
+                keys += 1;
             }
         });
-        records
+        (records, keys)
     }
 }
 
@@ -368,7 +372,8 @@ impl Db {
         let mut g = self.shard(i);
         if let Some(p) = g.pending.take() {
             let freezer = p.freezer.clone();
-            freezer.freeze(self.index, i, p.finish(&g.dict));
+            let (records, keys) = p.finish(&g.dict);
+            freezer.freeze(self.index, i, records, keys);
         }
         g
     }
@@ -546,7 +551,7 @@ impl Keyspace {
         let Some(budget) = budget else {
             return match shard.pending.take() {
                 Some(p) => Visit::Part {
-                    records: p.finish(&shard.dict),
+                    records: p.finish(&shard.dict).0,
                     copies: Vec::new(),
                     done: true,
                 },
@@ -949,7 +954,7 @@ mod tests {
             }
         }
 
-        fn freeze(&self, _db: usize, _shard: usize, records: Vec<u8>) {
+        fn freeze(&self, _db: usize, _shard: usize, records: Vec<u8>, _keys: usize) {
             self.frozen.lock().extend_from_slice(&records);
         }
 

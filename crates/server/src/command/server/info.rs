@@ -324,11 +324,13 @@ fn memory(s: &Server, out: &mut String) {
     );
 }
 
-/// RDB state in Redis's field names (no fork, so `rdb_last_cow_size` is
-/// the peak memory the last snapshot held beside the data set, and
-/// ferrokv's own `rdb_last_kept_keys` counts the keys writers kept records
-/// of) and the AOF's
-/// (aof_last_rewrite_time_sec is -1 until a rewrite succeeded).
+/// RDB and AOF state in Redis's field names. There is no fork, so the
+/// copy-on-write figures are what a snapshot holds beside the data set:
+/// `current_cow_*` for the one being written (always current, hence an
+/// age of 0), `rdb_last_cow_size` and `aof_last_cow_size` the peaks of the
+/// last BGSAVE and AOF rewrite; ferrokv's own `rdb_last_kept_keys` counts
+/// the keys writers kept records of. `aof_last_rewrite_time_sec` is -1
+/// until a rewrite succeeded.
 fn persistence(s: &Server, out: &mut String) {
     let p = &s.persist;
     let ok = |b: bool| if b { "ok" } else { "err" };
@@ -338,9 +340,21 @@ fn persistence(s: &Server, out: &mut String) {
         0 => -1,
         _ => p.aof.last_rewrite_secs.load(Relaxed) as i64,
     };
+    let current = p.current_save();
+    let perc = if current.total > 0 {
+        current.processed as f64 * 100.0 / current.total as f64
+    } else {
+        0.0
+    };
     fields!(out,
         "loading" => 0,
         "async_loading" => 0,
+        "current_cow_peak" => current.peak,
+        "current_cow_size" => current.held,
+        "current_cow_size_age" => 0,
+        "current_fork_perc" => format!("{perc:.2}"),
+        "current_save_keys_processed" => current.processed,
+        "current_save_keys_total" => current.total,
         "rdb_changes_since_last_save" => p.changes_since_save(s),
         "rdb_bgsave_in_progress" => p.bgsave_in_progress() as u8,
         "rdb_last_save_time" => p.last_save.load(Relaxed),
@@ -360,6 +374,7 @@ fn persistence(s: &Server, out: &mut String) {
         "aof_last_bgrewrite_status" => ok(!p.aof.last_rewrite_failed.load(Relaxed)),
         "aof_rewrites" => rewrites,
         "aof_last_write_status" => ok(!p.aof.enabled() || p.aof.last_write_ok.load(Relaxed)),
+        "aof_last_cow_size" => p.last_rewrite_peak_frozen.load(Relaxed),
     );
     if p.aof.enabled() {
         fields!(out,
