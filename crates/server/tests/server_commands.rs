@@ -479,14 +479,30 @@ fn debug_object_and_switches() {
     assert!(start.elapsed() >= Duration::from_millis(150));
 }
 
-/// INFO memory's field `name`, as a number.
+/// One INFO section's numeric fields, all from the same reply.
+struct Numbers(std::collections::HashMap<String, f64>);
+
+impl Numbers {
+    fn of(con: &mut redis::Connection, section: &str) -> Numbers {
+        let info: String = redis::cmd("INFO").arg(section).query(con).unwrap();
+        Numbers(
+            info.lines()
+                .filter_map(|l| l.split_once(':'))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> f64 {
+        *self
+            .0
+            .get(name)
+            .unwrap_or_else(|| panic!("no number {name}"))
+    }
+}
+
 fn memory_field(con: &mut redis::Connection, name: &str) -> f64 {
-    let info: String = redis::cmd("INFO").arg("memory").query(con).unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}:")))
-        .unwrap_or_else(|| panic!("no {name} in INFO memory"))
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number"))
+    Numbers::of(con, "memory").get(name)
 }
 
 /// Background frees as INFO counts them, the same in both servers: UNLINK
@@ -543,14 +559,8 @@ fn info_memory_shows_the_allocators_figures() {
     for (i, v) in values.iter().enumerate() {
         let _: () = redis::cmd("SET").arg(i).arg(v).query(&mut con).unwrap();
     }
-    let info: String = redis::cmd("INFO").arg("memory").query(&mut con).unwrap();
-    let field = |name: &str| -> f64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}:")))
-            .unwrap_or_else(|| panic!("no {name}"))
-            .parse()
-            .unwrap()
-    };
+    let info = Numbers::of(&mut con, "memory");
+    let field = |name: &str| info.get(name);
     let (allocated, active, resident) = (
         field("allocator_allocated"),
         field("allocator_active"),
@@ -585,17 +595,11 @@ fn reads_and_writes_processed_match_redis() {
     let mut deltas = Vec::new();
     for server in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
         let mut con = server.connection();
-        let counts = |con: &mut redis::Connection| -> (u64, u64) {
-            let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
-            let field = |name: &str| -> u64 {
-                info.lines()
-                    .find_map(|l| l.strip_prefix(&format!("{name}:")))
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or_else(|| panic!("no {name} in INFO stats"))
-            };
+        let counts = |con: &mut redis::Connection| -> (f64, f64) {
+            let info = Numbers::of(con, "stats");
             (
-                field("total_reads_processed"),
-                field("total_writes_processed"),
+                info.get("total_reads_processed"),
+                info.get("total_writes_processed"),
             )
         };
         let before = counts(&mut con);
@@ -607,5 +611,5 @@ fn reads_and_writes_processed_match_redis() {
     }
     // Three PINGs and the second INFO read; the first INFO's reply and
     // three PONGs written.
-    assert_eq!(deltas, [(4, 4), (4, 4)]);
+    assert_eq!(deltas, [(4.0, 4.0), (4.0, 4.0)]);
 }
