@@ -102,8 +102,9 @@ pub struct Persistence {
     pub last_kept_keys: AtomicU64,
     /// The same peak for the last AOF rewrite (INFO `aof_last_cow_size`).
     pub last_rewrite_peak_frozen: AtomicU64,
-    /// The snapshot the saver is writing, for INFO's `current_*` figures.
-    current: Mutex<Option<Arc<Capture>>>,
+    /// The snapshot begun and not yet written, for INFO's `current_*`
+    /// figures (weak: an abandoned snapshot drops out by itself).
+    current: Mutex<std::sync::Weak<Capture>>,
     pub aof: aof::Aof,
 }
 
@@ -159,19 +160,14 @@ pub struct CurrentSave {
     pub total: usize,
 }
 
-/// While the saver writes a snapshot, INFO can see its capture.
-struct Writing<'a>(&'a Persistence);
+/// Once a snapshot is written (or failed), INFO no longer shows it as
+/// current, even before its job is dropped and while the BGSAVE is still
+/// marked running.
+struct Written<'a>(&'a Persistence);
 
-impl<'a> Writing<'a> {
-    fn start(p: &'a Persistence, capture: &Arc<Capture>) -> Writing<'a> {
-        *p.current.lock() = Some(capture.clone());
-        Writing(p)
-    }
-}
-
-impl Drop for Writing<'_> {
+impl Drop for Written<'_> {
     fn drop(&mut self) {
-        *self.0.current.lock() = None;
+        *self.0.current.lock() = std::sync::Weak::new();
     }
 }
 
@@ -196,7 +192,7 @@ impl Default for Persistence {
             last_peak_frozen: AtomicU64::new(0),
             last_kept_keys: AtomicU64::new(0),
             last_rewrite_peak_frozen: AtomicU64::new(0),
-            current: Mutex::new(None),
+            current: Mutex::new(std::sync::Weak::new()),
             aof: aof::Aof::default(),
         }
     }
@@ -311,7 +307,7 @@ impl Persistence {
     /// The snapshot being written, as INFO's `current_*` fields show it
     /// (zeros when none is).
     pub fn current_save(&self) -> CurrentSave {
-        match self.current.lock().as_deref() {
+        match self.current.lock().upgrade() {
             Some(c) => CurrentSave {
                 held: c.held.load(Relaxed),
                 peak: c.peak.load(Relaxed),
@@ -371,6 +367,9 @@ fn rdb_format(server: &Server) -> Format {
 fn begin_as(server: &Server, format: Format) -> Snapshot {
     let capture = Arc::new(Capture::new(format));
     let counts = server.keyspace.begin_snapshot(capture.clone());
+    let total = counts.iter().map(|&(keys, _)| keys).sum();
+    capture.total.store(total, Relaxed);
+    *server.persist.current.lock() = Arc::downgrade(&capture);
     Snapshot {
         capture,
         counts,
@@ -509,9 +508,7 @@ fn write_file(
     aof_base: bool,
 ) -> std::io::Result<()> {
     let capture = &snapshot.capture;
-    let total = snapshot.counts.iter().map(|&(keys, _)| keys).sum();
-    capture.total.store(total, Relaxed);
-    let _writing = Writing::start(&server.persist, capture);
+    let _written = Written(&server.persist);
     let rdb = match capture.format {
         Format::Rdb { compress, .. } => Some(compress),
         Format::Aof => None,
