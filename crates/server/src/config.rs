@@ -146,6 +146,7 @@ pub const DIRECTIVES: &[Directive] = &[
         "0",
         true,
     ),
+    d("latency-tracking", Kind::Bool, "yes", true),
     d(
         "server-threads",
         Kind::Int { min: 0, max: 1024 },
@@ -433,6 +434,8 @@ pub struct Config {
     pub busy_reply_threshold: AtomicI64,
     pub slowlog_max_len: AtomicU64,
     pub latency_threshold_ms: AtomicU64,
+    /// `latency-tracking`: whether calls go into INFO latencystats.
+    pub latency_tracking: AtomicBool,
     pub set_max_intset_entries: AtomicU64,
     pub hash_max_listpack_entries: AtomicU64,
     pub hash_max_listpack_value: AtomicU64,
@@ -506,6 +509,7 @@ impl Config {
             busy_reply_threshold: AtomicI64::new(0),
             slowlog_max_len: AtomicU64::new(0),
             latency_threshold_ms: AtomicU64::new(0),
+            latency_tracking: AtomicBool::new(true),
             set_max_intset_entries: AtomicU64::new(0),
             hash_max_listpack_entries: AtomicU64::new(0),
             hash_max_listpack_value: AtomicU64::new(0),
@@ -660,6 +664,8 @@ impl Config {
             .map(|i| !v[i].is_empty())
             .unwrap_or(false);
         self.requirepass_set.store(pass, Relaxed);
+        let tracking = find("latency-tracking").is_some_and(|i| v[i] == "yes");
+        self.latency_tracking.store(tracking, Relaxed);
         let always = find("appendfsync").is_some_and(|i| v[i] == "always");
         self.fsync_always.store(always, Relaxed);
         let events = find("notify-keyspace-events")

@@ -23,6 +23,7 @@ pub mod command;
 pub mod config;
 pub mod gate;
 pub mod glob;
+pub mod histogram;
 pub mod latency;
 pub mod logging;
 pub mod net;

@@ -613,3 +613,69 @@ fn reads_and_writes_processed_match_redis() {
     // three PONGs written.
     assert_eq!(deltas, [(4.0, 4.0), (4.0, 4.0)]);
 }
+
+/// INFO latencystats as Redis writes it: a line per command called, with
+/// its p50, p99 and p99.9 in microseconds as hdr bucket values (three
+/// decimals, never decreasing); with `latency-tracking no` nothing is
+/// recorded, and CONFIG RESETSTAT empties it. The same requests name the
+/// same commands in both servers.
+#[test]
+fn latencystats_match_redis() {
+    common::require_redis_server();
+    let names = |con: &mut redis::Connection| -> Vec<String> {
+        let info: String = redis::cmd("INFO").arg("latencystats").query(con).unwrap();
+        let mut names: Vec<String> = info
+            .lines()
+            .filter_map(|l| l.strip_prefix("latency_percentiles_usec_"))
+            .map(|l| {
+                let (name, values) = l.split_once(':').unwrap();
+                let mut last = 0.0;
+                let labels: Vec<&str> = values
+                    .split(',')
+                    .map(|kv| {
+                        let (label, v) = kv.split_once('=').unwrap();
+                        assert_eq!(v.split_once('.').unwrap().1.len(), 3, "{l}");
+                        let v: f64 = v.parse().unwrap();
+                        assert!(v >= last, "{l}");
+                        last = v;
+                        label
+                    })
+                    .collect();
+                assert_eq!(labels, ["p50", "p99", "p99.9"]);
+                name.to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let mut seen = Vec::new();
+    for server in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
+        let mut con = server.connection();
+        for i in 0..100 {
+            let _: () = redis::cmd("SET").arg("k").arg(i).query(&mut con).unwrap();
+            let _: i64 = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+        }
+        let first = names(&mut con);
+        let set = |con: &mut redis::Connection, v: &str| {
+            let () = redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("latency-tracking")
+                .arg(v)
+                .query(con)
+                .unwrap();
+        };
+        set(&mut con, "no");
+        let () = redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query(&mut con)
+            .unwrap();
+        let _: i64 = redis::cmd("INCR").arg("n").query(&mut con).unwrap();
+        let untracked = names(&mut con);
+        set(&mut con, "yes");
+        let _: i64 = redis::cmd("INCR").arg("n").query(&mut con).unwrap();
+        seen.push((first, untracked, names(&mut con)));
+    }
+    assert!(seen[1].0.contains(&"set".to_string()) && seen[1].0.contains(&"get".to_string()));
+    assert!(seen[1].1.is_empty(), "{:?}", seen[1].1);
+    assert_eq!(seen[0], seen[1]);
+}

@@ -339,13 +339,15 @@ const FAMILIES: &[&[Command]] = &[
     pubsub::COMMANDS,
 ];
 
-/// Counters kept per command and subcommand for INFO commandstats.
+/// Counters kept per command and subcommand for INFO commandstats, and
+/// its calls' durations for INFO latencystats.
 #[derive(Default)]
 pub struct CmdStats {
     pub calls: std::sync::atomic::AtomicU64,
     pub usec: std::sync::atomic::AtomicU64,
     pub rejected: std::sync::atomic::AtomicU64,
     pub failed: std::sync::atomic::AtomicU64,
+    pub latency: crate::histogram::Histogram,
 }
 
 /// A command or subcommand resolved from a request.
@@ -456,6 +458,19 @@ impl CommandTable {
         })
     }
 
+    /// Every entry's name and its calls' durations summed over the
+    /// stripes, for INFO latencystats.
+    pub fn with_latencies(&self) -> impl Iterator<Item = (String, crate::histogram::Summed)> + '_ {
+        self.entries.iter().enumerate().map(|(id, (c, p))| {
+            let name = match p {
+                Some(p) => format!("{}|{}", p.name, c.name),
+                None => c.name.to_string(),
+            };
+            let copies = self.stats.iter().map(|table| &table[id].latency);
+            (name, crate::histogram::Summed::of(copies))
+        })
+    }
+
     /// The calling thread's counters of entry `id`.
     pub fn stats(&self, id: usize) -> &CmdStats {
         &self.stats[crate::stats::stripe()][id]
@@ -467,6 +482,7 @@ impl CommandTable {
             for c in [&s.calls, &s.usec, &s.rejected, &s.failed] {
                 c.store(0, Relaxed);
             }
+            s.latency.reset();
         }
     }
 
@@ -1015,6 +1031,9 @@ fn run(
     let usec = (crate::now_us() - start_us).max(0) as u64;
     stats.calls.fetch_add(1, Relaxed);
     stats.usec.fetch_add(usec, Relaxed);
+    if server.config.latency_tracking.load(Relaxed) {
+        stats.latency.record(usec);
+    }
     server.stats.commands.add(1);
     if !r.cmd.has(flags::SKIP_SLOWLOG) {
         server.slowlog.record(server, client, argv, usec);

@@ -91,6 +91,12 @@ const SECTIONS: &[Section] = &[
         write: errorstats,
     },
     Section {
+        name: "latencystats",
+        header: "Latencystats",
+        default: false,
+        write: latencystats,
+    },
+    Section {
         name: "cluster",
         header: "Cluster",
         default: true,
@@ -458,6 +464,24 @@ fn commandstats(s: &Server, out: &mut String) {
 fn errorstats(s: &Server, out: &mut String) {
     for (code, count) in s.stats.errors() {
         let _ = write!(out, "errorstat_{code}:count={count}\r\n");
+    }
+}
+
+/// Redis's `latency-tracking-info-percentiles` default, and the labels
+/// its `%f`-then-trimmed formatting gives them.
+const PERCENTILES: [(f64, &str); 3] = [(50.0, "p50"), (99.0, "p99"), (99.9, "p99.9")];
+
+fn latencystats(s: &Server, out: &mut String) {
+    for (name, h) in s.commands.with_latencies() {
+        if h.total() == 0 {
+            continue;
+        }
+        let _ = write!(out, "latency_percentiles_usec_{name}:");
+        for (i, (p, label)) in PERCENTILES.iter().enumerate() {
+            let sep = if i + 1 < PERCENTILES.len() { "," } else { "" };
+            let _ = write!(out, "{label}={:.3}{sep}", h.percentile_usec(*p));
+        }
+        out.push_str("\r\n");
     }
 }
 
