@@ -3,6 +3,9 @@
 //! digits), so that the percentiles come out as the same bucket values
 //! Redis prints (a call of 1 µs shows as 1.003).
 //!
+//! LATENCY HISTOGRAM's cumulative buckets come from the same counts, as
+//! Redis reads them with hdr's logarithmic iterator.
+//!
 //! Each event loop records into its own copy (one per statistics stripe),
 //! allocated on a command's first call there; INFO adds the copies up.
 //! Durations are whole microseconds, recorded as nanoseconds, as Redis
@@ -108,6 +111,34 @@ impl Summed {
         }
         0.0
     }
+
+    /// LATENCY HISTOGRAM's buckets: hdr's logarithmic iteration from
+    /// 1024 ns, doubling. Each level reports the calls counted up to the
+    /// place that holds it, labelled with that place's highest value in
+    /// whole microseconds (1, 2, 4, 8, 16, 33, 66, ...), and only when the
+    /// count grew; it stops once every call is counted, or at the end of
+    /// the counts, as hdr does.
+    pub fn cdf(&self) -> Vec<(u64, u64)> {
+        let mut out = Vec::new();
+        let (mut counted, mut next) = (0, 0);
+        let mut level: u64 = 1024;
+        while counted < self.total {
+            let at = index_of(level);
+            if at >= COUNTS {
+                break;
+            }
+            let before = counted;
+            while next <= at {
+                counted += self.counts[next];
+                next += 1;
+            }
+            if counted > before {
+                out.push((highest_at(at) / 1000, counted));
+            }
+            level *= 2;
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -141,6 +172,10 @@ mod tests {
         assert_eq!(s.percentile_usec(50.0), 0.001);
         assert_eq!(s.percentile_usec(99.0), 0.001);
         assert_eq!(s.percentile_usec(99.9), 10.047);
+        // Redis's LATENCY HISTOGRAM for the same calls.
+        assert_eq!(s.cdf(), [(1, 99), (16, 100)]);
+        h.record(33);
+        assert_eq!(Summed::of([&h]).cdf(), [(1, 99), (16, 100), (33, 101)]);
         h.reset();
         assert_eq!(Summed::of([&h]).total(), 0);
     }

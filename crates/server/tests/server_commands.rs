@@ -679,3 +679,72 @@ fn latencystats_match_redis() {
     assert!(seen[1].1.is_empty(), "{:?}", seen[1].1);
     assert_eq!(seen[0], seen[1]);
 }
+
+/// LATENCY HISTOGRAM as Redis replies it: the commands named (a
+/// container's subcommands with calls, unknown names skipped), each with
+/// its calls and cumulative buckets labelled 1, 2, 4, 8, 16, 33, 66 ...
+/// microseconds, the last one counting every call.
+#[test]
+fn latency_histogram_matches_redis() {
+    common::require_redis_server();
+    let labels: std::collections::BTreeSet<i64> = [1, 2, 4, 8, 16, 33, 66, 132, 264, 528, 1056]
+        .into_iter()
+        .collect();
+    let mut shapes = Vec::new();
+    for server in [ServerProcess::redis(&[]), ServerProcess::ferrokv(&[])] {
+        let mut con = server.connection();
+        for i in 0..50 {
+            let _: () = redis::cmd("SET").arg("k").arg(i).query(&mut con).unwrap();
+        }
+        let _: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("port")
+            .query(&mut con)
+            .unwrap();
+        let reply: redis::Value = redis::cmd("LATENCY")
+            .arg("HISTOGRAM")
+            .arg("set")
+            .arg("nosuch")
+            .arg("config")
+            .arg("get|x")
+            .query(&mut con)
+            .unwrap();
+        let redis::Value::Array(items) = reply else {
+            panic!("not a flat map: {reply:?}");
+        };
+        let mut shape = Vec::new();
+        for pair in items.chunks(2) {
+            let redis::Value::BulkString(name) = &pair[0] else {
+                panic!("{pair:?}");
+            };
+            let redis::Value::Array(fields) = &pair[1] else {
+                panic!("{pair:?}");
+            };
+            let calls = match &fields[..] {
+                [redis::Value::BulkString(c), redis::Value::Int(calls), redis::Value::BulkString(h), redis::Value::Array(buckets)]
+                    if c == b"calls" && h == b"histogram_usec" =>
+                {
+                    let mut last = 0;
+                    for b in buckets.chunks(2) {
+                        let [redis::Value::Int(usec), redis::Value::Int(n)] = b else {
+                            panic!("{b:?}");
+                        };
+                        assert!(labels.contains(usec) || *usec > 1056, "{usec}");
+                        assert!(*n > last);
+                        last = *n;
+                    }
+                    assert_eq!(last, *calls);
+                    *calls
+                }
+                other => panic!("{other:?}"),
+            };
+            shape.push((String::from_utf8_lossy(name).into_owned(), calls));
+        }
+        shapes.push(shape);
+    }
+    assert_eq!(
+        shapes[0],
+        [("set".to_string(), 50), ("config|get".to_string(), 1)]
+    );
+    assert_eq!(shapes[0], shapes[1]);
+}

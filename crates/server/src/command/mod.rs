@@ -460,15 +460,42 @@ impl CommandTable {
 
     /// Every entry's name and its calls' durations summed over the
     /// stripes, for INFO latencystats.
-    pub fn with_latencies(&self) -> impl Iterator<Item = (String, crate::histogram::Summed)> + '_ {
-        self.entries.iter().enumerate().map(|(id, (c, p))| {
-            let name = match p {
-                Some(p) => format!("{}|{}", p.name, c.name),
-                None => c.name.to_string(),
-            };
-            let copies = self.stats.iter().map(|table| &table[id].latency);
-            (name, crate::histogram::Summed::of(copies))
-        })
+    pub fn with_latencies(
+        &self,
+    ) -> impl Iterator<Item = (Cow<'static, str>, crate::histogram::Summed)> + '_ {
+        (0..self.entries.len()).filter_map(|id| Some((self.full_name(id)?, self.latency(id))))
+    }
+
+    /// The calls' durations of entry `id`, summed over the stripes.
+    pub fn latency(&self, id: usize) -> crate::histogram::Summed {
+        crate::histogram::Summed::of(self.stats.iter().map(|table| &table[id].latency))
+    }
+
+    /// How many commands and subcommands the table has.
+    pub fn entry_count(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entries LATENCY HISTOGRAM reports for `name`: the command
+    /// (`get`) or subcommand (`config|get`) it names, and every
+    /// subcommand of a container; none for a name Redis would not find.
+    pub fn entries_named(&self, name: &[u8]) -> Vec<usize> {
+        let (head, sub) = match name.iter().position(|&b| b == b'|') {
+            Some(i) => (&name[..i], Some(&name[i + 1..])),
+            None => (name, None),
+        };
+        let Some(id) = self.lookup_id(head) else {
+            return Vec::new();
+        };
+        let subs = self.entries[id].0.subcommands;
+        match sub {
+            Some(s) => subs
+                .iter()
+                .position(|c| c.name.as_bytes().eq_ignore_ascii_case(s))
+                .map(|i| vec![id + 1 + i])
+                .unwrap_or_default(),
+            None => (id..=id + subs.len()).collect(),
+        }
     }
 
     /// The calling thread's counters of entry `id`.

@@ -351,6 +351,16 @@ pub const LATENCY: Command = container(
             "2.8.13",
         ),
         entry(
+            "histogram",
+            -2,
+            ADMIN,
+            0,
+            latency_histogram,
+            "server",
+            "Return the cumulative distribution of latencies of a subset of commands or all.",
+            "7.0.0",
+        ),
+        entry(
             "help",
             2,
             HELP,
@@ -389,6 +399,43 @@ fn latency_latest(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
             reply.int(series.max as i64);
         }
     });
+    Ok(())
+}
+
+/// LATENCY HISTOGRAM [command ...]: per command with calls (all of them,
+/// or those named, a container's subcommands included; unknown names are
+/// skipped, repeated ones repeated, as in Redis), a map of its calls and
+/// its cumulative latency buckets in microseconds.
+fn latency_histogram(ctx: &mut Ctx<'_>, argv: &[&[u8]]) -> Result<(), CmdError> {
+    let table = &ctx.server.commands;
+    let ids: Vec<usize> = match argv {
+        [_, _, names @ ..] if !names.is_empty() => {
+            names.iter().flat_map(|n| table.entries_named(n)).collect()
+        }
+        _ => (0..table.entry_count()).collect(),
+    };
+    let found: Vec<_> = ids
+        .into_iter()
+        .filter_map(|id| {
+            let h = table.latency(id);
+            (h.total() > 0).then(|| (table.full_name(id), h))
+        })
+        .collect();
+    let reply = &mut *ctx.reply;
+    reply.map(found.len());
+    for (name, h) in found {
+        reply.bulk(name.unwrap_or_default().as_bytes());
+        reply.map(2);
+        reply.bulk(b"calls");
+        reply.int(h.total() as i64);
+        reply.bulk(b"histogram_usec");
+        let cdf = h.cdf();
+        reply.map(cdf.len());
+        for (usec, calls) in cdf {
+            reply.int(usec as i64);
+            reply.int(calls as i64);
+        }
+    }
     Ok(())
 }
 
@@ -485,6 +532,9 @@ fn latency_help(ctx: &mut Ctx<'_>, _argv: &[&[u8]]) -> Result<(), CmdError> {
             "RESET [<event> ...]",
             "    Reset latency data of one or more <event> classes.",
             "    (default: reset all data for all event classes)",
+            "HISTOGRAM [COMMAND ...]",
+            "    Return a cumulative distribution of latencies in the format of a histogram for the specified command names.",
+            "    If no commands are specified then all histograms are replied.",
         ],
     );
     Ok(())
