@@ -67,8 +67,11 @@ impl Histogram {
         }
     }
 
-    fn add_to(&self, sum: &mut [u64]) {
+    /// Adds this copy's counts to `sum`, which stays empty (no allocation)
+    /// until a copy has any: most commands are never called.
+    fn add_to(&self, sum: &mut Vec<u64>) {
         if let Some(counts) = self.counts.get() {
+            sum.resize(COUNTS, 0);
             for (s, c) in sum.iter_mut().zip(counts.iter()) {
                 *s += c.load(Relaxed);
             }
@@ -84,7 +87,7 @@ pub struct Summed {
 
 impl Summed {
     pub fn of<'a>(copies: impl IntoIterator<Item = &'a Histogram>) -> Summed {
-        let mut counts = vec![0; COUNTS];
+        let mut counts = Vec::new();
         for h in copies {
             h.add_to(&mut counts);
         }

@@ -231,24 +231,16 @@ impl Hash {
             }
             Hash::Table(d) => d,
         };
-        let mut v = cursor;
-        let mut seen = 0usize;
-        let mut budget = count.saturating_mul(10);
-        loop {
+        super::scan_call(cursor, count, |v| {
+            let mut met = 0;
+            // An empty table gives mask 0, which wraps the cursor to 0.
             let mask = d.scan(v, |e| {
-                seen += 1;
+                met += 1;
                 f(e.key(), entry_value(e));
             });
-            if mask == 0 && d.is_empty() {
-                return 0;
-            }
-            v |= !mask;
-            v = v.reverse_bits().wrapping_add(1).reverse_bits();
-            budget = budget.saturating_sub(1);
-            if v == 0 || budget == 0 || seen >= count {
-                return v;
-            }
-        }
+            let next = (v | !mask).reverse_bits().wrapping_add(1).reverse_bits();
+            (next, met)
+        })
     }
 
     /// A random pair (HRANDFIELD). For a table: a random non-empty bucket,

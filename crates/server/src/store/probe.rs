@@ -125,29 +125,42 @@ impl<T: Keyed> Probe<T> {
         }
     }
 
-    fn place(&mut self, item: T, h: u32) {
+    /// Puts `item` in the first free slot from its home; returns the slot.
+    fn place(&mut self, item: T, h: u32) -> usize {
         let mut i = self.home(h);
         while self.slots[i].is_some() {
             i = (i + 1) & self.mask();
         }
         self.slots[i] = Some(item);
         self.hashes[i] = h;
+        i
     }
 
     /// Adds the item `make` builds for `key`, unless `key` is present:
     /// then nothing is built and it returns false.
     pub fn insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> bool {
+        self.get_or_insert_with(key, make).1
+    }
+
+    /// The item for `key`, or the one `make` builds for it, added (then
+    /// with true): one hash and one search either way.
+    pub fn get_or_insert_with(&mut self, key: &[u8], make: impl FnOnce() -> T) -> (&T, bool) {
         let h = hash(key);
-        if self.find(key, h).is_some() {
-            return false;
+        let (i, added) = match self.find(key, h) {
+            Some(i) => (i, false),
+            None => {
+                // Keep the load at or under 3/4 so runs stay short.
+                if (self.len + 1) * 4 > self.slots.len() * 3 {
+                    self.resize(slots_for(self.len + 1).max(self.slots.len() * 2));
+                }
+                self.len += 1;
+                (self.place(make(), h), true)
+            }
+        };
+        match &self.slots[i] {
+            Some(item) => (item, added),
+            None => unreachable!("slot {i} was just found or filled"),
         }
-        // Keep the load at or under 3/4 so runs stay short.
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.resize(slots_for(self.len + 1).max(self.slots.len() * 2));
-        }
-        self.place(make(), h);
-        self.len += 1;
-        true
     }
 
     pub fn take(&mut self, key: &[u8]) -> Option<T> {

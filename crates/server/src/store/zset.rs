@@ -214,19 +214,14 @@ impl ZSet {
             }
             ZSet::Skiplist(t) => t,
         };
-        let mut v = cursor;
-        let mut seen = 0usize;
-        let mut budget = count.saturating_mul(10);
-        loop {
-            v = t.index.scan_step(v, |h| {
-                seen += 1;
+        super::scan_call(cursor, count, |v| {
+            let mut met = 0;
+            let next = t.index.scan_step(v, |h| {
+                met += 1;
                 f(h.member(), h.score());
             });
-            budget = budget.saturating_sub(1);
-            if v == 0 || budget == 0 || seen >= count {
-                return v;
-            }
-        }
+            (next, met)
+        })
     }
 
     /// Removes the elements of ascending ranks `start..end`; returns how
@@ -779,22 +774,27 @@ impl Tree {
     }
 
     fn insert(&mut self, member: &[u8], score: f64) -> Option<f64> {
-        if let Some(h) = self.index.get(member).copied() {
-            let old = h.score();
-            if old.to_bits() != score.to_bits() {
-                // Re-placed in the order; the block keeps its address, so
-                // the index entry stays valid.
-                if let Some(mut e) = self.root.as_mut().and_then(|r| r.remove(old, member)) {
-                    e.set_score(score);
-                    self.put(e);
-                }
-            }
-            return Some(old);
+        let mut new = None;
+        let (&h, _) = self.index.get_or_insert_with(member, || {
+            let e = Elem::new(member, score);
+            let h = e.handle();
+            new = Some(e);
+            h
+        });
+        if let Some(e) = new {
+            self.put(e);
+            return None;
         }
-        let e = Elem::new(member, score);
-        self.index.insert_with(member, || e.handle());
-        self.put(e);
-        None
+        let old = h.score();
+        if old.to_bits() != score.to_bits() {
+            // Re-placed in the order; the block keeps its address, so the
+            // index entry stays valid.
+            if let Some(mut e) = self.root.as_mut().and_then(|r| r.remove(old, member)) {
+                e.set_score(score);
+                self.put(e);
+            }
+        }
+        Some(old)
     }
 
     fn put(&mut self, e: Elem) {
